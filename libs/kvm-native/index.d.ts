@@ -1,0 +1,234 @@
+/**
+ * @vmctl/kvm-native: a thin N-API layer over the Linux KVM API (Documentation/virt/kvm/api.rst,
+ * include/uapi/linux/kvm.h). It mirrors the kernel's file-descriptor hierarchy, Kvm → Vm → Vcpu,
+ * with one method per ioctl, and adds no policy. A failed ioctl throws KvmError.
+ */
+
+export class KvmError extends Error {
+  /** the ioctl (or syscall) that failed, e.g. "KVM_CREATE_VM" */
+  readonly ioctl: string;
+  /** errno as a positive number */
+  readonly errno: number;
+  /** errno's name, e.g. "EINVAL" */
+  readonly code: string;
+}
+
+export interface CpuidEntry {
+  function: number;
+  index: number;
+  flags: number;
+  eax: number;
+  ebx: number;
+  ecx: number;
+  edx: number;
+}
+
+export interface Regs {
+  rax: bigint; rbx: bigint; rcx: bigint; rdx: bigint;
+  rsi: bigint; rdi: bigint; rsp: bigint; rbp: bigint;
+  r8: bigint; r9: bigint; r10: bigint; r11: bigint;
+  r12: bigint; r13: bigint; r14: bigint; r15: bigint;
+  rip: bigint; rflags: bigint;
+}
+
+export interface Segment {
+  base: bigint; limit: number; selector: number;
+  type: number; present: number; dpl: number; db: number; s: number; l: number; g: number; avl: number;
+  unusable: number;
+}
+
+export interface DTable { base: bigint; limit: number }
+
+export interface Sregs {
+  cs: Segment; ds: Segment; es: Segment; fs: Segment; gs: Segment; ss: Segment;
+  tr: Segment; ldt: Segment;
+  gdt: DTable; idt: DTable;
+  cr0: bigint; cr2: bigint; cr3: bigint; cr4: bigint; cr8: bigint;
+  efer: bigint; apicBase: bigint;
+  /** interrupt_bitmap, 4 × u64 */
+  interruptBitmap: bigint[];
+}
+
+export interface Fpu {
+  fcw: number; fsw: number; ftwx: number; lastOpcode: number;
+  lastIp: bigint; lastDp: bigint; mxcsr: number;
+  /** 8 × 16 bytes */
+  fpr: Uint8Array;
+  /** 16 × 16 bytes */
+  xmm: Uint8Array;
+}
+
+export interface MsrEntry { index: number; data: bigint }
+
+export interface MemoryRegion {
+  slot: number;
+  flags: number;
+  guestPhysAddr: number;
+  memorySize: number;
+  /** host virtual address of the backing memory (from mmapAnonymous) */
+  userspaceAddr: bigint;
+}
+
+export interface IoEventFd {
+  /** guest physical address (MMIO) or port (PIO) */
+  addr: number;
+  /** 0 (any width), 1, 2, 4 or 8 */
+  len: number;
+  fd: number;
+  pio?: boolean;
+  /** when set, only writes of this value signal the eventfd */
+  datamatch?: bigint;
+  deassign?: boolean;
+}
+
+export interface IrqFd {
+  fd: number;
+  gsi: number;
+  resampleFd?: number;
+  deassign?: boolean;
+}
+
+export type GsiRoute =
+  | { gsi: number; type: 'irqchip'; irqchip: number; pin: number }
+  | { gsi: number; type: 'msi'; addressLo: number; addressHi: number; data: number };
+
+export interface Msi { addressLo: number; addressHi: number; data: number }
+
+export class Kvm {
+  /** Opens /dev/kvm (or `path`) with O_RDWR|O_CLOEXEC. */
+  constructor(path?: string);
+  readonly fd: number;
+  /** KVM_GET_API_VERSION (12 on every kernel that matters) */
+  getApiVersion(): number;
+  /** KVM_CHECK_EXTENSION on the system fd */
+  checkExtension(cap: number): number;
+  /** KVM_GET_VCPU_MMAP_SIZE */
+  getVcpuMmapSize(): number;
+  /** KVM_GET_SUPPORTED_CPUID */
+  getSupportedCpuid(): CpuidEntry[];
+  /** KVM_GET_MSR_INDEX_LIST */
+  getMsrIndexList(): number[];
+  /** KVM_CREATE_VM */
+  createVm(type?: number): Vm;
+  close(): void;
+}
+
+export class Vm {
+  readonly fd: number;
+  /** KVM_CHECK_EXTENSION on the VM fd */
+  checkExtension(cap: number): number;
+  /** KVM_CREATE_VCPU; maps the vCPU's kvm_run page */
+  createVcpu(id: number): Vcpu;
+  /** KVM_SET_USER_MEMORY_REGION */
+  setUserMemoryRegion(region: MemoryRegion): void;
+  /** KVM_SET_TSS_ADDR */
+  setTssAddr(addr: number): void;
+  /** KVM_SET_IDENTITY_MAP_ADDR */
+  setIdentityMapAddr(addr: number): void;
+  /** KVM_CREATE_IRQCHIP (PIC, IOAPIC, and an in-kernel LAPIC for each vCPU) */
+  createIrqchip(): void;
+  /** KVM_CREATE_PIT2 */
+  createPit2(flags?: number): void;
+  /** KVM_IRQ_LINE */
+  irqLine(irq: number, level: boolean): void;
+  /** KVM_IOEVENTFD */
+  ioeventfd(e: IoEventFd): void;
+  /** KVM_IRQFD */
+  irqfd(e: IrqFd): void;
+  /** KVM_SET_GSI_ROUTING (replaces the whole table) */
+  setGsiRouting(routes: GsiRoute[]): void;
+  /** KVM_SIGNAL_MSI; returns the kernel's answer (>0 delivered, 0 blocked) */
+  signalMsi(msi: Msi): number;
+  close(): void;
+}
+
+export class Vcpu {
+  /** Takes a vCPU fd created elsewhere in this process (e.g. by the main thread, for a
+   * vCPU worker thread) and maps its own view of the kvm_run page. Does not take ownership. */
+  static fromFd(fd: number, id: number): Vcpu;
+  readonly fd: number;
+  readonly id: number;
+  /** The vCPU's kvm_run page, shared with the kernel. Read exit data in place. */
+  readonly runBuffer: ArrayBuffer;
+  /** KVM_RUN; returns kvm_run.exit_reason. When the call is interrupted by a signal
+   * (EINTR, e.g. after `kickVcpu`) it returns KVM_EXIT_INTR (10). Other errors throw.
+   * Records the calling thread so that kickVcpu can reach it. */
+  run(): number;
+  getRegs(): Regs;
+  setRegs(regs: Regs): void;
+  getSregs(): Sregs;
+  setSregs(sregs: Sregs): void;
+  getFpu(): Fpu;
+  setFpu(fpu: Fpu): void;
+  /** KVM_GET_MSRS for these indices */
+  getMsrs(indices: number[]): MsrEntry[];
+  /** KVM_SET_MSRS; returns how many were set */
+  setMsrs(entries: MsrEntry[]): number;
+  /** KVM_GET_LAPIC: the 1024-byte register page */
+  getLapic(): Uint8Array;
+  /** KVM_SET_LAPIC */
+  setLapic(regs: Uint8Array): void;
+  /** KVM_SET_CPUID2 */
+  setCpuid2(entries: CpuidEntry[]): void;
+  /** KVM_GET_MP_STATE / KVM_SET_MP_STATE */
+  getMpState(): number;
+  setMpState(state: number): void;
+  close(): void;
+}
+
+/** Makes the vCPU with this fd leave KVM_RUN: sets kvm_run.immediate_exit and signals the
+ * thread that last called run() on it (a real-time signal with an empty handler, installed
+ * without SA_RESTART). Safe from any thread. Returns false if no thread has run it yet. */
+export function kickVcpu(fd: number): boolean;
+
+export interface GuestRam {
+  /** host virtual address of the mapping */
+  address: bigint;
+  size: number;
+  /** views of the mapping, in order, each at most `chunkSize` bytes (≤ 1 GiB) */
+  chunks: ArrayBuffer[];
+  chunkSize: number;
+}
+
+/** mmap(MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE) `size` bytes (a multiple of 4096) and
+ * return external ArrayBuffers over it. The mapping lives until munmapGuestRam. */
+export function mmapGuestRam(size: number, chunkSize?: number): GuestRam;
+/** The same mapping, viewed again from another thread of this process. Only addresses
+ * returned by mmapGuestRam are accepted. */
+export function viewGuestRam(address: bigint): GuestRam;
+export function munmapGuestRam(address: bigint): void;
+
+/** eventfd(2) with EFD_CLOEXEC|EFD_NONBLOCK (plus `flags`) */
+export function eventfd(initval?: number, flags?: number): number;
+/** reads the 8-byte counter; returns 0n when it would block */
+export function eventfdRead(fd: number): bigint;
+export function eventfdWrite(fd: number, value?: bigint): void;
+export function closeFd(fd: number): void;
+
+/** Constants from include/uapi/linux/kvm.h */
+export const constants: {
+  KVM_API_VERSION: number;
+  KVM_EXIT_UNKNOWN: number; KVM_EXIT_EXCEPTION: number; KVM_EXIT_IO: number; KVM_EXIT_HYPERCALL: number;
+  KVM_EXIT_DEBUG: number; KVM_EXIT_HLT: number; KVM_EXIT_MMIO: number; KVM_EXIT_IRQ_WINDOW_OPEN: number;
+  KVM_EXIT_SHUTDOWN: number; KVM_EXIT_FAIL_ENTRY: number; KVM_EXIT_INTR: number;
+  KVM_EXIT_SET_TPR: number; KVM_EXIT_TPR_ACCESS: number; KVM_EXIT_NMI: number;
+  KVM_EXIT_INTERNAL_ERROR: number; KVM_EXIT_SYSTEM_EVENT: number;
+  KVM_EXIT_IO_IN: number; KVM_EXIT_IO_OUT: number;
+  KVM_SYSTEM_EVENT_SHUTDOWN: number; KVM_SYSTEM_EVENT_RESET: number; KVM_SYSTEM_EVENT_CRASH: number;
+  KVM_CAP_IRQCHIP: number; KVM_CAP_USER_MEMORY: number; KVM_CAP_SET_TSS_ADDR: number;
+  KVM_CAP_EXT_CPUID: number; KVM_CAP_NR_VCPUS: number; KVM_CAP_MAX_VCPUS: number;
+  KVM_CAP_PIT2: number; KVM_CAP_IOEVENTFD: number; KVM_CAP_IRQFD: number; KVM_CAP_IRQ_ROUTING: number;
+  KVM_CAP_SIGNAL_MSI: number; KVM_CAP_IMMEDIATE_EXIT: number; KVM_CAP_NR_MEMSLOTS: number;
+  KVM_MP_STATE_RUNNABLE: number; KVM_MP_STATE_UNINITIALIZED: number; KVM_MP_STATE_INIT_RECEIVED: number;
+  KVM_MP_STATE_HALTED: number; KVM_MP_STATE_SIPI_RECEIVED: number;
+  KVM_MEM_LOG_DIRTY_PAGES: number; KVM_MEM_READONLY: number;
+  KVM_IRQCHIP_PIC_MASTER: number; KVM_IRQCHIP_PIC_SLAVE: number; KVM_IRQCHIP_IOAPIC: number;
+  KVM_PIT_SPEAKER_DUMMY: number;
+  /** kvm_run field offsets */
+  RUN_IMMEDIATE_EXIT: number; RUN_EXIT_REASON: number;
+  RUN_IO_DIRECTION: number; RUN_IO_SIZE: number; RUN_IO_PORT: number; RUN_IO_COUNT: number; RUN_IO_DATA_OFFSET: number;
+  RUN_MMIO_PHYS_ADDR: number; RUN_MMIO_DATA: number; RUN_MMIO_LEN: number; RUN_MMIO_IS_WRITE: number;
+  RUN_SYSTEM_EVENT_TYPE: number;
+  RUN_INTERNAL_SUBERROR: number;
+  RUN_FAIL_ENTRY_REASON: number;
+};
