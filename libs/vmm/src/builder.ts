@@ -1,0 +1,299 @@
+/**
+ * Wires a vmctl machine in one visible order and tears it down in reverse:
+ *
+ *   1. /dev/kvm and a VM, with the in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT
+ *   2. guest RAM, mapped into the VM
+ *   3. the legacy devices on the port I/O bus, wired to their IRQ lines
+ *   4. the kernel, initrd and boot information in guest memory
+ *   5. the vCPUs: CPUID, LAPIC, entry state
+ *   6. one thread per vCPU, started BSP first
+ */
+import { VmmError } from './errors.js';
+import { KvmClass, constants as K, mmapGuestRam, munmapGuestRam, type Kvm, type Vm, type Vcpu } from './kvm.js';
+import { GuestMemory } from './memory/guest-memory.js';
+import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, e820Map, ramRegions, MIN_RAM, MAX_RAM } from './memory/layout.js';
+import { PioBus, MmioBus } from './bus/io-bus.js';
+import type { IrqLine } from './bus/device.js';
+import { Uart16550 } from './devices/legacy/uart16550.js';
+import { I8042 } from './devices/legacy/i8042.js';
+import { CmosRtc } from './devices/legacy/rtc.js';
+import { Pm1Control } from './devices/legacy/pm1.js';
+import { isElf, loadPvhElf } from './loader/elf.js';
+import { writePvhStartInfo } from './loader/pvh.js';
+import { placeInitrd } from './loader/initrd.js';
+import { cpuidFor, setupLapic, setupPvhEntry } from './vcpu/cpu-setup.js';
+import { VcpuThreadHandle, type VcpuCounters } from './vcpu/vcpu-thread-handle.js';
+import type { VcpuThreadMessage } from './vcpu/protocol.js';
+
+/** Legacy PC port and IRQ assignments. */
+export const COM1_PORT = 0x3f8;
+export const COM1_IRQ = 4;
+export const I8042_PORT = 0x60;
+export const I8042_KBD_IRQ = 1;
+export const I8042_AUX_IRQ = 12;
+export const RTC_PORT = 0x70;
+export const RTC_IRQ = 8;
+export const PM1_PORT = 0x600;
+export const SCI_IRQ = 9;
+export const DEBUG_EXIT_PORT = 0xf4;
+
+export interface MachineConfig {
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  cmdline: string;
+  /** guest RAM in bytes */
+  memory: number;
+  cpus: number;
+  /** attach the debug-exit port (tests) */
+  debugExit?: boolean;
+  /** bytes the guest writes to its serial port */
+  serialOutput: (bytes: Uint8Array) => void;
+}
+
+/** Why a machine stopped running. */
+export type MachineExit =
+  | { kind: 'poweroff' }
+  | { kind: 'reset'; reason: 'keyboard-controller' | 'triple-fault' | 'system-event' }
+  | { kind: 'debug-exit'; code: number }
+  | { kind: 'stopped' }
+  | { kind: 'crashed'; detail: string };
+
+const REQUIRED_CAPS: [string, number][] = [
+  ['KVM_CAP_IRQCHIP', K.KVM_CAP_IRQCHIP],
+  ['KVM_CAP_USER_MEMORY', K.KVM_CAP_USER_MEMORY],
+  ['KVM_CAP_PIT2', K.KVM_CAP_PIT2],
+  ['KVM_CAP_IOEVENTFD', K.KVM_CAP_IOEVENTFD],
+  ['KVM_CAP_IRQFD', K.KVM_CAP_IRQFD],
+  ['KVM_CAP_IMMEDIATE_EXIT', K.KVM_CAP_IMMEDIATE_EXIT],
+];
+
+const KVM_PIT_SPEAKER_DUMMY = 1;
+
+/** Collects serial output bytes and hands them on in chunks, once per event-loop turn. */
+class SerialSink {
+  private buf = new Uint8Array(4096);
+  private len = 0;
+  private scheduled = false;
+  constructor(private readonly out: (bytes: Uint8Array) => void) {}
+  push = (byte: number): void => {
+    if (this.len === this.buf.length) this.flush();
+    this.buf[this.len++] = byte;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  };
+  flush(): void {
+    this.scheduled = false;
+    if (this.len === 0) return;
+    this.out(this.buf.slice(0, this.len));
+    this.len = 0;
+  }
+}
+
+export class Machine {
+  readonly memory: GuestMemory;
+  readonly pio = new PioBus();
+  readonly mmio = new MmioBus();
+  readonly uart: Uart16550;
+  readonly i8042: I8042;
+  readonly rtc: CmosRtc;
+  readonly pm1: Pm1Control;
+  /** resolves with the first reason the machine stopped */
+  readonly exited: Promise<MachineExit>;
+
+  private readonly kvm: Kvm;
+  private readonly vm: Vm;
+  private readonly ramAddress: bigint;
+  private readonly vcpus: Vcpu[] = [];
+  private readonly threads: VcpuThreadHandle[] = [];
+  private readonly serial: SerialSink;
+  private pendingInput: Uint8Array[] = [];
+  private resolveExit!: (e: MachineExit) => void;
+  private exitReason?: MachineExit;
+  private destroyed = false;
+
+  constructor(private readonly config: MachineConfig) {
+    validate(config);
+    this.exited = new Promise((r) => (this.resolveExit = r));
+
+    // 1. KVM, the VM, the in-kernel interrupt controllers and timer
+    this.kvm = new KvmClass();
+    if (this.kvm.getApiVersion() !== K.KVM_API_VERSION) {
+      throw new VmmError('VCPU_FAILED', `KVM API version ${this.kvm.getApiVersion()} is not ${K.KVM_API_VERSION}`);
+    }
+    for (const [name, cap] of REQUIRED_CAPS) {
+      if (this.kvm.checkExtension(cap) <= 0) throw new VmmError('VCPU_FAILED', `this KVM lacks ${name}`);
+    }
+    this.vm = this.kvm.createVm();
+    this.vm.setTssAddr(KVM_TSS_ADDR);
+    this.vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
+    this.vm.createIrqchip();
+    this.vm.createPit2(KVM_PIT_SPEAKER_DUMMY);
+
+    // 2. guest RAM
+    const ram = mmapGuestRam(config.memory);
+    this.ramAddress = ram.address;
+    ramRegions(config.memory).forEach((r, slot) =>
+      this.vm.setUserMemoryRegion({
+        slot,
+        flags: 0,
+        guestPhysAddr: r.gpa,
+        memorySize: r.size,
+        userspaceAddr: ram.address + BigInt(r.hostOffset),
+      }),
+    );
+    this.memory = new GuestMemory(config.memory, ram.chunks, ram.chunkSize);
+
+    // 3. legacy devices
+    this.serial = new SerialSink(config.serialOutput);
+    this.uart = new Uart16550({ irq: this.irqLine(COM1_IRQ), output: this.serial.push, rxSpace: () => this.feedSerial() });
+    this.i8042 = new I8042({
+      kbdIrq: this.irqLine(I8042_KBD_IRQ),
+      auxIrq: this.irqLine(I8042_AUX_IRQ),
+      onReset: () => this.finish({ kind: 'reset', reason: 'keyboard-controller' }),
+    });
+    this.rtc = new CmosRtc({ irq: this.irqLine(RTC_IRQ), memoryBytes: config.memory });
+    this.pm1 = new Pm1Control({ sci: this.irqLine(SCI_IRQ), onPowerOff: () => this.finish({ kind: 'poweroff' }) });
+    this.pio.insert('com1', COM1_PORT, 8, this.uart);
+    this.pio.insert('i8042', I8042_PORT, 5, this.i8042);
+    this.pio.insert('rtc', RTC_PORT, 2, this.rtc);
+    this.pio.insert('pm1', PM1_PORT, 6, this.pm1);
+
+    // 4. kernel, initrd, boot information
+    if (!isElf(config.kernel)) {
+      throw new VmmError('KERNEL_LOAD_FAILED', 'Cannot load kernel: not an ELF image with a PVH entry note');
+    }
+    const elf = loadPvhElf(this.memory, config.kernel);
+    const initrd = config.initrd ? placeInitrd(this.memory, config.initrd, elf.high) : undefined;
+    const startInfo = writePvhStartInfo(this.memory, {
+      cmdline: config.cmdline,
+      memmap: e820Map(config.memory),
+      ...(initrd ? { initrd } : {}),
+    });
+
+    // 5. vCPUs; KVM keeps the APs waiting for INIT/SIPI from the BSP
+    const supported = this.kvm.getSupportedCpuid();
+    for (let id = 0; id < config.cpus; id++) {
+      const vcpu = this.vm.createVcpu(id);
+      vcpu.setCpuid2(cpuidFor(supported, id, config.cpus));
+      setupLapic(vcpu);
+      if (id === 0) setupPvhEntry(vcpu, elf.pvhEntry, startInfo);
+      this.vcpus.push(vcpu);
+    }
+  }
+
+  private irqLine(irq: number): IrqLine {
+    return { set: (level: boolean) => this.vm.irqLine(irq, level) };
+  }
+
+  /** 6. Starts every vCPU thread, the BSP first. */
+  start(): void {
+    const access = (mmio: boolean, isRead: boolean, addr: number, data: Uint8Array) => {
+      const bus = mmio ? this.mmio : this.pio;
+      if (isRead) bus.read(addr, data);
+      else bus.write(addr, data);
+    };
+    for (const vcpu of this.vcpus) {
+      const t = new VcpuThreadHandle({
+        fd: vcpu.fd,
+        id: vcpu.id,
+        pioRemote: this.pio.ranges(),
+        mmioRemote: this.mmio.ranges(),
+        ...(this.config.debugExit ? { debugExitPort: DEBUG_EXIT_PORT } : {}),
+        access,
+        onEnd: (msg) => this.onVcpuEnd(msg),
+      });
+      this.threads.push(t);
+      t.start();
+    }
+  }
+
+  private onVcpuEnd(msg: VcpuThreadMessage): void {
+    switch (msg.type) {
+      case 'stopped':
+        this.finish({ kind: 'stopped' });
+        break;
+      case 'debug-exit':
+        this.finish({ kind: 'debug-exit', code: msg.code });
+        break;
+      case 'shutdown':
+        this.finish({ kind: 'reset', reason: 'triple-fault' });
+        break;
+      case 'system-event':
+        this.finish(
+          msg.event === K.KVM_SYSTEM_EVENT_RESET
+            ? { kind: 'reset', reason: 'system-event' }
+            : msg.event === K.KVM_SYSTEM_EVENT_SHUTDOWN
+              ? { kind: 'poweroff' }
+              : { kind: 'crashed', detail: `system event ${msg.event}` },
+        );
+        break;
+      case 'failed':
+        this.finish({ kind: 'crashed', detail: `vCPU failed: ${msg.detail}${msg.rip ? ` at rip ${msg.rip}` : ''}` });
+        break;
+    }
+  }
+
+  /** Records why the machine ends (the first reason wins) and stops every vCPU. */
+  private finish(reason: MachineExit): void {
+    if (this.exitReason) return;
+    this.exitReason = reason;
+    void Promise.all(this.threads.map((t) => t.stop())).then(() => {
+      this.serial.flush();
+      this.resolveExit(reason);
+    });
+  }
+
+  /** Stops the machine from the host side. */
+  stop(): Promise<MachineExit> {
+    this.finish({ kind: 'stopped' });
+    return this.exited;
+  }
+
+  /** Host input for the serial console. Bytes the UART cannot take yet are kept in order. */
+  serialInput(bytes: Uint8Array): void {
+    this.pendingInput.push(bytes);
+    this.feedSerial();
+  }
+
+  private feedSerial(): void {
+    while (this.pendingInput.length > 0) {
+      const head = this.pendingInput[0]!;
+      const taken = this.uart.receive(head);
+      if (taken < head.length) {
+        this.pendingInput[0] = head.subarray(taken);
+        return;
+      }
+      this.pendingInput.shift();
+    }
+  }
+
+  pressPowerButton(): void {
+    this.pm1.pressPowerButton();
+  }
+
+  counters(): VcpuCounters[] {
+    return this.threads.map((t) => t.counters());
+  }
+
+  /** Releases everything, in the reverse order of building. Call after `exited`. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.rtc.close();
+    for (const v of this.vcpus.reverse()) v.close();
+    this.vm.close();
+    munmapGuestRam(this.ramAddress);
+    this.kvm.close();
+  }
+}
+
+function validate(c: MachineConfig): void {
+  if (!Number.isSafeInteger(c.memory) || c.memory < MIN_RAM || c.memory > MAX_RAM || c.memory % 4096 !== 0) {
+    throw new VmmError('INVALID_CONFIG', `memory must be a multiple of 4 KiB between ${MIN_RAM} and ${MAX_RAM} bytes, not ${c.memory}`);
+  }
+  if (!Number.isInteger(c.cpus) || c.cpus < 1 || c.cpus > 255) {
+    throw new VmmError('INVALID_CONFIG', `cpus must be between 1 and 255, not ${c.cpus}`);
+  }
+}
