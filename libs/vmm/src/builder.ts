@@ -11,7 +11,19 @@
 import { VmmError } from './errors.js';
 import { KvmClass, constants as K, mmapGuestRam, munmapGuestRam, type Kvm, type Vm, type Vcpu } from './kvm.js';
 import { GuestMemory } from './memory/guest-memory.js';
-import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, e820Map, ramRegions, MIN_RAM, MAX_RAM } from './memory/layout.js';
+import {
+  BOOT_GDT_ADDR,
+  BOOT_PD_ADDR,
+  BOOT_PDPT_ADDR,
+  BOOT_PML4_ADDR,
+  BOOT_STACK_TOP,
+  KVM_IDENTITY_MAP_ADDR,
+  KVM_TSS_ADDR,
+  e820Map,
+  ramRegions,
+  MIN_RAM,
+  MAX_RAM,
+} from './memory/layout.js';
 import { PioBus, MmioBus } from './bus/io-bus.js';
 import type { IrqLine } from './bus/device.js';
 import { Uart16550 } from './devices/legacy/uart16550.js';
@@ -20,8 +32,9 @@ import { CmosRtc } from './devices/legacy/rtc.js';
 import { Pm1Control } from './devices/legacy/pm1.js';
 import { isElf, loadPvhElf } from './loader/elf.js';
 import { writePvhStartInfo } from './loader/pvh.js';
+import { isBzImage, loadBzImage, writeBootParams } from './loader/bzimage.js';
 import { placeInitrd } from './loader/initrd.js';
-import { cpuidFor, setupLapic, setupPvhEntry } from './vcpu/cpu-setup.js';
+import { cpuidFor, setupFpu, setupLapic, setupLongModeEntry, setupPvhEntry } from './vcpu/cpu-setup.js';
 import { VcpuThreadHandle, type VcpuCounters } from './vcpu/vcpu-thread-handle.js';
 import type { VcpuThreadMessage } from './vcpu/protocol.js';
 
@@ -161,16 +174,7 @@ export class Machine {
     this.pio.insert('pm1', PM1_PORT, 6, this.pm1);
 
     // 4. kernel, initrd, boot information
-    if (!isElf(config.kernel)) {
-      throw new VmmError('KERNEL_LOAD_FAILED', 'Cannot load kernel: not an ELF image with a PVH entry note');
-    }
-    const elf = loadPvhElf(this.memory, config.kernel);
-    const initrd = config.initrd ? placeInitrd(this.memory, config.initrd, elf.high) : undefined;
-    const startInfo = writePvhStartInfo(this.memory, {
-      cmdline: config.cmdline,
-      memmap: e820Map(config.memory),
-      ...(initrd ? { initrd } : {}),
-    });
+    const boot = this.loadKernel();
 
     // 5. vCPUs; KVM keeps the APs waiting for INIT/SIPI from the BSP
     const supported = this.kvm.getSupportedCpuid();
@@ -178,9 +182,33 @@ export class Machine {
       const vcpu = this.vm.createVcpu(id);
       vcpu.setCpuid2(cpuidFor(supported, id, config.cpus));
       setupLapic(vcpu);
-      if (id === 0) setupPvhEntry(vcpu, elf.pvhEntry, startInfo);
+      setupFpu(vcpu);
+      if (id === 0) boot(vcpu);
       this.vcpus.push(vcpu);
     }
+  }
+
+  /**
+   * Loads the kernel in the format it comes in — a bzImage through the Linux boot protocol's
+   * 64-bit entry, or an ELF through its PVH entry — and returns how to set up the BSP.
+   */
+  private loadKernel(): (bsp: Vcpu) => void {
+    const { kernel, initrd, cmdline, memory } = this.config;
+    const e820 = e820Map(memory);
+    if (isBzImage(kernel)) {
+      const bz = loadBzImage(this.memory, kernel);
+      const rd = initrd ? placeInitrd(this.memory, initrd, bz.kernelEnd, bz.initrdAddrMax) : undefined;
+      const bootParams = writeBootParams(this.memory, bz.header, { cmdline, e820, ...(rd ? { initrd: rd } : {}) });
+      const addrs = { gdt: BOOT_GDT_ADDR, pml4: BOOT_PML4_ADDR, pdpt: BOOT_PDPT_ADDR, pd: BOOT_PD_ADDR, stack: BOOT_STACK_TOP };
+      return (bsp) => setupLongModeEntry(bsp, this.memory, addrs, bz.entry64, bootParams);
+    }
+    if (isElf(kernel)) {
+      const elf = loadPvhElf(this.memory, kernel);
+      const rd = initrd ? placeInitrd(this.memory, initrd, elf.high) : undefined;
+      const startInfo = writePvhStartInfo(this.memory, { cmdline, memmap: e820, ...(rd ? { initrd: rd } : {}) });
+      return (bsp) => setupPvhEntry(bsp, elf.pvhEntry, startInfo);
+    }
+    throw new VmmError('KERNEL_LOAD_FAILED', 'Cannot load kernel: neither a bzImage nor an ELF image with a PVH entry note');
   }
 
   private irqLine(irq: number): IrqLine {

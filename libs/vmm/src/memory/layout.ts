@@ -39,6 +39,12 @@ export const BOOT_GDT_ADDR = 0x500;
 export const PVH_START_INFO_ADDR = 0x6000;
 export const PVH_MODLIST_ADDR = 0x6800;
 export const PVH_MEMMAP_ADDR = 0x7000;
+/** Identity-mapping page tables for a 64-bit entry: PML4, PDPT, and four page directories. */
+export const BOOT_PML4_ADDR = 0x9000;
+export const BOOT_PDPT_ADDR = 0xa000;
+export const BOOT_PD_ADDR = 0xb000;
+/** The boot stack for a 64-bit entry grows down from here. */
+export const BOOT_STACK_TOP = 0x8ff0;
 export const CMDLINE_ADDR = 0x20000;
 export const CMDLINE_MAX = 0x10000;
 

@@ -3,6 +3,8 @@
  * state each boot protocol promises its entry point.
  */
 import type { CpuidEntry, Segment, Sregs, Vcpu } from '../kvm.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { VmmError } from '../errors.js';
 
 const X86_CR0_PE = 0x1n;
 const X86_CR0_ET = 0x10n;
@@ -107,4 +109,89 @@ export function setupPvhEntry(vcpu: Vcpu, entry: number, startInfo: number): voi
   regs.rbx = BigInt(startInfo);
   regs.rflags = 0x2n;
   vcpu.setRegs(regs);
+}
+
+const X86_CR0_NE = 0x20n;
+const X86_CR0_PG = 0x80000000n;
+const X86_CR4_PAE = 0x20n;
+const EFER_LME = 0x100n;
+const EFER_LMA = 0x400n;
+const PTE_PRESENT_RW = 0x3n;
+const PDE_2M_PAGE = 0x83n; // present, writable, page size
+
+/** Boot GDT for the 64-bit entry: the boot protocol wants flat __BOOT_CS (0x10) and __BOOT_DS (0x18). */
+export const BOOT_CS = 0x10;
+export const BOOT_DS = 0x18;
+const BOOT_TSS = 0x20;
+const GDT_ENTRIES = [
+  0n, // null
+  0n, // unused
+  0x00af9b000000ffffn, // 0x10: 64-bit code, DPL 0, execute/read, accessed
+  0x00cf93000000ffffn, // 0x18: flat data, read/write, accessed
+  0x00008b0000000067n, // 0x20: 64-bit TSS (busy), base 0, limit 0x67 — low half
+  0n, //                  high half of the TSS descriptor (base bits 63:32)
+];
+
+/**
+ * Writes the boot GDT and identity-mapping page tables (the first 4 GiB, 2 MiB pages) into
+ * low guest memory and puts the vCPU in 64-bit long mode at `entry`, with %rsi = `rsi` —
+ * the state the Linux 64-bit boot protocol promises its entry point.
+ */
+export function setupLongModeEntry(
+  vcpu: Vcpu,
+  mem: GuestMemory,
+  addrs: { gdt: number; pml4: number; pdpt: number; pd: number; stack: number },
+  entry: number,
+  rsi: number,
+): void {
+  GDT_ENTRIES.forEach((e, i) => mem.writeU64(addrs.gdt + 8 * i, e));
+  const tables = new Uint8Array(0x1000 * 6);
+  const dv = new DataView(tables.buffer);
+  // pml4 page, pdpt page, then 4 page directories, laid out contiguously from addrs.pml4
+  if (addrs.pdpt !== addrs.pml4 + 0x1000 || addrs.pd !== addrs.pdpt + 0x1000) {
+    throw new VmmError('INVALID_CONFIG', 'boot page tables must be contiguous: PML4, PDPT, then four page directories');
+  }
+  dv.setBigUint64(0, BigInt(addrs.pdpt) | PTE_PRESENT_RW, true);
+  for (let i = 0; i < 4; i++) {
+    dv.setBigUint64(0x1000 + 8 * i, BigInt(addrs.pd + 0x1000 * i) | PTE_PRESENT_RW, true);
+    for (let j = 0; j < 512; j++) {
+      dv.setBigUint64(0x2000 + 0x1000 * i + 8 * j, (BigInt(i * 512 + j) << 21n) | PDE_2M_PAGE, true);
+    }
+  }
+  mem.write(addrs.pml4, tables);
+
+  const sregs = vcpu.getSregs();
+  const code: Segment = { ...flatSegment(BOOT_CS, SEG_CODE_EXEC_READ_ACCESSED), l: 1, db: 0 };
+  const data = flatSegment(BOOT_DS, SEG_DATA_READ_WRITE_ACCESSED);
+  sregs.cs = code;
+  sregs.ds = data;
+  sregs.es = data;
+  sregs.fs = data;
+  sregs.gs = data;
+  sregs.ss = data;
+  sregs.tr = { ...flatSegment(BOOT_TSS, SEG_TSS_32_BUSY), limit: 0x67, s: 0, db: 0, g: 0 };
+  sregs.gdt = { base: BigInt(addrs.gdt), limit: GDT_ENTRIES.length * 8 - 1 };
+  sregs.idt = { base: 0n, limit: 0 };
+  sregs.cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_NE | X86_CR0_PG;
+  sregs.cr3 = BigInt(addrs.pml4);
+  sregs.cr4 = X86_CR4_PAE;
+  sregs.efer = EFER_LME | EFER_LMA;
+  vcpu.setSregs(sregs);
+
+  const regs = vcpu.getRegs();
+  for (const k of Object.keys(regs) as (keyof typeof regs)[]) regs[k] = 0n;
+  regs.rip = BigInt(entry);
+  regs.rsi = BigInt(rsi);
+  regs.rsp = BigInt(addrs.stack);
+  regs.rbp = BigInt(addrs.stack);
+  regs.rflags = 0x2n;
+  vcpu.setRegs(regs);
+}
+
+/** x87 and SSE state at reset: FCW 0x37f (all exceptions masked), MXCSR 0x1f80. */
+export function setupFpu(vcpu: Vcpu): void {
+  const fpu = vcpu.getFpu();
+  fpu.fcw = 0x37f;
+  fpu.mxcsr = 0x1f80;
+  vcpu.setFpu(fpu);
 }
