@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
+import { createMailbox, MailboxConsumer, MB_RING } from './mailbox.js';
+
+test('mailbox applies posted writes in order and a read sees every earlier write', async () => {
+  const sab = createMailbox();
+  let sum = 0;
+  let bytes = 0;
+  const log: string[] = [];
+  const consumer = new MailboxConsumer(sab, (mmio, isRead, addr, data) => {
+    const dv = new DataView(data.buffer, data.byteOffset, data.length);
+    if (!isRead) {
+      if (mmio) sum += dv.getUint32(0, true);
+      else bytes++;
+      return;
+    }
+    if (addr === 0xd0000000) dv.setUint32(0, sum, true);
+    else {
+      log.push(`read ${mmio ? 'mmio' : 'pio'} 0x${addr.toString(16)}/${data.length}`);
+      dv.setUint32(0, 0x11223344, true);
+      dv.setUint32(4, 0x55667788, true);
+    }
+  });
+  consumer.start();
+  const rounds = 3 * MB_RING;
+  // The fixture is TypeScript: register tsx's loader inside the worker before importing it.
+  const fixture = new URL('./mailbox.fixture.ts', import.meta.url).href;
+  const boot = `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(fixture)}); })`;
+  const w = new Worker(boot, { eval: true, workerData: { sab, rounds } });
+  const result = await new Promise<{ seen: number[]; hi: number; lo: number }>((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  await w.terminate();
+  consumer.close();
+  let expect = 0;
+  result.seen.forEach((v, i) => {
+    expect += i + 1;
+    assert.equal(v, expect | 0, `read ${i} saw the writes before it`);
+  });
+  assert.equal(bytes, rounds);
+  assert.equal(result.lo, 0x11223344);
+  assert.equal(result.hi, 0x55667788);
+  assert.deepEqual(log, ['read mmio 0x100000010/8']);
+});
