@@ -5,6 +5,8 @@
  */
 
 export class KvmError extends Error {
+  /** Thrown by the addon; constructing one from JS is possible but rarely useful. */
+  constructor(ioctl: string, errno: number, code: string, message?: string);
   /** the ioctl (or syscall) that failed, e.g. "KVM_CREATE_VM" */
   readonly ioctl: string;
   /** errno as a positive number */
@@ -51,7 +53,9 @@ export interface Sregs {
 
 export interface Fpu {
   fcw: number; fsw: number; ftwx: number; lastOpcode: number;
-  lastIp: bigint; lastDp: bigint; mxcsr: number;
+  lastIp: bigint; lastDp: bigint;
+  /** Written by setFpu; the kernel's KVM_GET_FPU never fills it in (reads back 0). */
+  mxcsr: number;
   /** 8 × 16 bytes */
   fpr: Uint8Array;
   /** 16 × 16 bytes */
@@ -65,7 +69,7 @@ export interface MemoryRegion {
   flags: number;
   guestPhysAddr: number;
   memorySize: number;
-  /** host virtual address of the backing memory (from mmapAnonymous) */
+  /** host virtual address of the backing memory (GuestRam.address, plus an offset) */
   userspaceAddr: bigint;
 }
 
@@ -160,7 +164,8 @@ export class Vcpu {
   setSregs(sregs: Sregs): void;
   getFpu(): Fpu;
   setFpu(fpu: Fpu): void;
-  /** KVM_GET_MSRS for these indices */
+  /** KVM_GET_MSRS for these indices. Like the kernel, stops at the first MSR it cannot read:
+   * the result has fewer entries than `indices` then. */
   getMsrs(indices: number[]): MsrEntry[];
   /** KVM_SET_MSRS; returns how many were set */
   setMsrs(entries: MsrEntry[]): number;
@@ -173,6 +178,8 @@ export class Vcpu {
   /** KVM_GET_MP_STATE / KVM_SET_MP_STATE */
   getMpState(): number;
   setMpState(state: number): void;
+  /** Forgets this vCPU for kickVcpu, detaches runBuffer (it becomes zero-length) and, for a
+   * vCPU from createVcpu, closes the fd (fromFd views never close it). */
   close(): void;
 }
 
@@ -180,6 +187,8 @@ export class Vcpu {
  * thread that last called run() on it (a real-time signal with an empty handler, installed
  * without SA_RESTART). Safe from any thread. Returns false if no thread has run it yet. */
 export function kickVcpu(fd: number): boolean;
+/** The signal number kickVcpu sends (SIGRTMIN+4). */
+export const kickSignal: number;
 
 export interface GuestRam {
   /** host virtual address of the mapping */
@@ -194,15 +203,19 @@ export interface GuestRam {
  * return external ArrayBuffers over it. The mapping lives until munmapGuestRam. */
 export function mmapGuestRam(size: number, chunkSize?: number): GuestRam;
 /** The same mapping, viewed again from another thread of this process. Only addresses
- * returned by mmapGuestRam are accepted. */
+ * returned by mmapGuestRam are accepted (others throw KvmError ENOENT). */
 export function viewGuestRam(address: bigint): GuestRam;
+/** Unmaps guest RAM. Views made by the calling thread are detached (zero-length); while
+ * views made by another thread are still alive (that thread has not dropped them, or has not
+ * ended), it throws KvmError EBUSY and unmaps nothing. Unknown addresses throw ENOENT. */
 export function munmapGuestRam(address: bigint): void;
 
 /** eventfd(2) with EFD_CLOEXEC|EFD_NONBLOCK (plus `flags`) */
 export function eventfd(initval?: number, flags?: number): number;
 /** reads the 8-byte counter; returns 0n when it would block */
 export function eventfdRead(fd: number): bigint;
-export function eventfdWrite(fd: number, value?: bigint): void;
+/** adds `value` (default 1) to the counter */
+export function eventfdWrite(fd: number, value?: bigint | number): void;
 export function closeFd(fd: number): void;
 
 /** Constants from include/uapi/linux/kvm.h */
@@ -219,12 +232,14 @@ export const constants: {
   KVM_CAP_EXT_CPUID: number; KVM_CAP_NR_VCPUS: number; KVM_CAP_MAX_VCPUS: number;
   KVM_CAP_PIT2: number; KVM_CAP_IOEVENTFD: number; KVM_CAP_IRQFD: number; KVM_CAP_IRQ_ROUTING: number;
   KVM_CAP_SIGNAL_MSI: number; KVM_CAP_IMMEDIATE_EXIT: number; KVM_CAP_NR_MEMSLOTS: number;
+  KVM_CAP_READONLY_MEM: number; KVM_CAP_SPLIT_IRQCHIP: number; KVM_CAP_X2APIC_API: number;
   KVM_MP_STATE_RUNNABLE: number; KVM_MP_STATE_UNINITIALIZED: number; KVM_MP_STATE_INIT_RECEIVED: number;
   KVM_MP_STATE_HALTED: number; KVM_MP_STATE_SIPI_RECEIVED: number;
   KVM_MEM_LOG_DIRTY_PAGES: number; KVM_MEM_READONLY: number;
   KVM_IRQCHIP_PIC_MASTER: number; KVM_IRQCHIP_PIC_SLAVE: number; KVM_IRQCHIP_IOAPIC: number;
   KVM_PIT_SPEAKER_DUMMY: number;
-  /** kvm_run field offsets */
+  /** kvm_run field offsets (offsetof in the addon). RUN_IO_DATA_OFFSET is the offset of the u64
+   * field io.data_offset; the PIO data itself is at runBuffer[that field's value]. */
   RUN_IMMEDIATE_EXIT: number; RUN_EXIT_REASON: number;
   RUN_IO_DIRECTION: number; RUN_IO_SIZE: number; RUN_IO_PORT: number; RUN_IO_COUNT: number; RUN_IO_DATA_OFFSET: number;
   RUN_MMIO_PHYS_ADDR: number; RUN_MMIO_DATA: number; RUN_MMIO_LEN: number; RUN_MMIO_IS_WRITE: number;

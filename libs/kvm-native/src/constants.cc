@@ -1,0 +1,17 @@
+#include "constants.h"
+
+#include "uapi.h"
+
+namespace kvmnative {
+
+Napi::Object MakeConstants(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+#define X(name, value) o.Set(#name, Napi::Number::New(env, static_cast<double>(value)));
+  KVM_NATIVE_CONSTANTS(X)
+#undef X
+  // Frozen: an accidental assignment in JS must not silently move a kvm_run offset.
+  o.Freeze();
+  return o;
+}
+
+}  // namespace kvmnative
