@@ -125,6 +125,8 @@ export class Machine {
   private resolveExit!: (e: MachineExit) => void;
   private exitReason?: MachineExit;
   private destroyed = false;
+  /** device handlers that threw (a host bug, never the guest's fault) */
+  deviceFaults = 0;
 
   constructor(private readonly config: MachineConfig) {
     validate(config);
@@ -219,8 +221,18 @@ export class Machine {
   start(): void {
     const access = (mmio: boolean, isRead: boolean, addr: number, data: Uint8Array) => {
       const bus = mmio ? this.mmio : this.pio;
-      if (isRead) bus.read(addr, data);
-      else bus.write(addr, data);
+      try {
+        if (isRead) bus.read(addr, data);
+        else bus.write(addr, data);
+      } catch (err) {
+        // A device must not throw on guest input; if one does, that is our bug. Keep the
+        // guest running (reads see all-ones), count it, and say it once.
+        this.deviceFaults++;
+        if (isRead) data.fill(0xff);
+        if (this.deviceFaults === 1) {
+          process.emitWarning(`device fault at ${mmio ? 'mmio' : 'port'} 0x${addr.toString(16)}: ${(err as Error).stack ?? err}`);
+        }
+      }
     };
     for (const vcpu of this.vcpus) {
       const t = new VcpuThreadHandle({
@@ -297,8 +309,14 @@ export class Machine {
     }
   }
 
+  /** Presses the ACPI power button: a guest with ACPI shuts down cleanly. */
   pressPowerButton(): void {
     this.pm1.pressPowerButton();
+  }
+
+  /** Sends Ctrl-Alt-Del on the PS/2 keyboard. Returns false when the keyboard is not scanning. */
+  ctrlAltDel(): boolean {
+    return this.i8042.ctrlAltDel();
   }
 
   counters(): VcpuCounters[] {

@@ -32,7 +32,8 @@ const USAGE = `usage: vmm run --kernel FILE [options]
   --debug-exit       attach the debug-exit port 0xf4: a guest write ends the VMM with that value
   --no-reboot        exit (status 124) when the guest resets instead of rebooting it
 
-On a terminal the console is raw: Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A.
+On a terminal the console is raw. Ctrl-A then: x quits, p presses the ACPI power button,
+d sends Ctrl-Alt-Del, Ctrl-A sends Ctrl-A. SIGPWR also presses the power button.
 `;
 
 function fail(msg: string): never {
@@ -112,7 +113,7 @@ class ConsoleInput {
   private readonly tty = process.stdin.isTTY === true;
   constructor(
     private readonly deliver: (bytes: Uint8Array) => void,
-    private readonly quit: () => void,
+    private readonly commands: { quit: () => void; powerButton: () => void; ctrlAltDel: () => void },
   ) {
     if (this.tty) process.stdin.setRawMode(true);
     process.stdin.on('data', this.onData);
@@ -128,10 +129,12 @@ class ConsoleInput {
       if (this.escape) {
         this.escape = false;
         if (b === 0x78 /* x */) {
-          this.quit();
+          this.commands.quit();
           return;
         }
-        if (b === 0x01) out.push(0x01);
+        if (b === 0x70 /* p */) this.commands.powerButton();
+        else if (b === 0x64 /* d */) this.commands.ctrlAltDel();
+        else if (b === 0x01) out.push(0x01);
         continue;
       }
       if (b === 0x01) this.escape = true;
@@ -169,19 +172,21 @@ async function main(): Promise<void> {
 
   let machine: Machine | undefined;
   let stopping = false;
-  const input = new ConsoleInput(
-    (b) => machine?.serialInput(b),
-    () => {
+  const input = new ConsoleInput((b) => machine?.serialInput(b), {
+    quit: () => {
       stopping = true;
       void machine?.stop();
     },
-  );
+    powerButton: () => machine?.pressPowerButton(),
+    ctrlAltDel: () => machine?.ctrlAltDel(),
+  });
   const onSignal = () => {
     stopping = true;
     void machine?.stop();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGPWR', () => machine?.pressPowerButton());
 
   let status = EXIT_VMM_ERROR;
   for (;;) {

@@ -3,7 +3,8 @@
  *
  *   0            .. 0x9fc00       RAM (conventional memory; the BIOS data area lives at its start)
  *   0x9fc00      .. 0xa0000       reserved (EBDA)
- *   0xa0000      .. 0x100000      legacy VGA window and ROM area (reserved)
+ *   0xa0000      .. 0x100000      legacy VGA window and ROM area; 0xe0000..0xf0000 holds the
+ *                                 ACPI tables (RSDP first), and 0xe0000..0x100000 is reserved
  *   0x100000     .. min(ram, 3 GiB)   RAM
  *   3 GiB        .. 4 GiB         the 32-bit PCI/MMIO hole: PCI BARs, ECAM, IOAPIC (0xfec00000),
  *                                 LAPIC (0xfee00000), firmware at the top
@@ -26,6 +27,14 @@ export const MMIO_HOLE_END = 4 * GIB;
 export const EBDA_START = 0x9fc00;
 export const LEGACY_HOLE_START = 0xa0000;
 export const HIMEM_START = 0x100000;
+
+/**
+ * The ACPI tables. The RSDP goes first, at the start of the BIOS read-only area that a legacy
+ * OS scans for it (0xe0000..0xfffff); the area is reserved in the e820 map, as the FACS must
+ * not be reported as RAM.
+ */
+export const ACPI_TABLES_START = 0xe0000;
+export const ACPI_TABLES_END = 0xf0000;
 
 export const IOAPIC_BASE = 0xfec00000;
 export const LAPIC_BASE = 0xfee00000;
@@ -83,7 +92,7 @@ export function e820Map(ramSize: number): E820Entry[] {
   const entries: E820Entry[] = [
     { addr: 0, size: EBDA_START, type: E820_RAM },
     { addr: EBDA_START, size: LEGACY_HOLE_START - EBDA_START, type: E820_RESERVED },
-    { addr: 0xf0000, size: HIMEM_START - 0xf0000, type: E820_RESERVED },
+    { addr: ACPI_TABLES_START, size: HIMEM_START - ACPI_TABLES_START, type: E820_RESERVED },
   ];
   for (const r of ramRegions(ramSize)) {
     const start = Math.max(r.gpa, HIMEM_START);
