@@ -66,7 +66,7 @@ export interface MachineConfig {
 /** Why a machine stopped running. */
 export type MachineExit =
   | { kind: 'poweroff' }
-  | { kind: 'reset'; reason: 'keyboard-controller' | 'triple-fault' | 'system-event' }
+  | { kind: 'reset'; reason: 'keyboard-controller' | 'reset-register' | 'triple-fault' | 'system-event' | 'host' }
   | { kind: 'debug-exit'; code: number }
   | { kind: 'stopped' }
   | { kind: 'crashed'; detail: string };
@@ -283,6 +283,21 @@ export class Machine {
       this.serial.flush();
       this.resolveExit(reason);
     });
+  }
+
+  /** Parks every vCPU outside KVM_RUN; devices and timers keep their state. */
+  async pause(): Promise<boolean> {
+    const ok = await Promise.all(this.threads.map((t) => t.pause()));
+    return ok.every(Boolean);
+  }
+
+  resume(): void {
+    for (const t of this.threads) t.resume();
+  }
+
+  /** A hard reset from the host: the machine ends with a reset, and its owner rebuilds it. */
+  reset(): void {
+    this.finish({ kind: 'reset', reason: 'host' });
   }
 
   /** Stops the machine from the host side. */

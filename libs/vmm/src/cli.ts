@@ -12,15 +12,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Machine, type MachineExit } from './builder.js';
 import { parseSize } from './memory/layout.js';
 import { VmmError } from './errors.js';
-
-export const EXIT_POWEROFF = 0;
-export const EXIT_RESET = 124;
-export const EXIT_VMM_ERROR = 125;
-export const EXIT_GUEST_CRASHED = 126;
-export const EXIT_STOPPED = 130;
+import { GuestRunner, EXIT_VMM_ERROR } from './runner.js';
 
 const USAGE = `usage: vmm run --kernel FILE [options]
 
@@ -31,6 +25,14 @@ const USAGE = `usage: vmm run --kernel FILE [options]
   --cpus N           vCPUs (default 1)
   --debug-exit       attach the debug-exit port 0xf4: a guest write ends the VMM with that value
   --no-reboot        exit (status 124) when the guest resets instead of rebooting it
+
+Worker mode (how vmctld runs guests):
+  --control SOCKET   serve the control protocol on this Unix socket
+  --console-socket SOCKET
+                     serve the serial console on this Unix socket (with 1 MiB replay)
+                     instead of the terminal
+  --pid-file FILE    write the worker's pid here while it runs
+  --vm-id ID         the domain this worker runs (reported by describe)
 
 On a terminal the console is raw. Ctrl-A then: x quits, p presses the ACPI power button,
 d sends Ctrl-Alt-Del, Ctrl-A sends Ctrl-A. SIGPWR also presses the power button.
@@ -43,6 +45,10 @@ function fail(msg: string): never {
 
 interface RunOptions {
   kernel: string;
+  control?: string;
+  consoleSocket?: string;
+  pidFile?: string;
+  vmId: string;
   initrd?: string;
   cmdline: string;
   memory: number;
@@ -71,6 +77,10 @@ function parse(argv: string[]): RunOptions {
         cpus: { type: 'string', default: '1' },
         'debug-exit': { type: 'boolean', default: false },
         'no-reboot': { type: 'boolean', default: false },
+        control: { type: 'string' },
+        'console-socket': { type: 'string' },
+        'pid-file': { type: 'string' },
+        'vm-id': { type: 'string', default: '' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -96,6 +106,10 @@ function parse(argv: string[]): RunOptions {
     cpus,
     debugExit: values['debug-exit']!,
     noReboot: values['no-reboot']!,
+    ...(values.control ? { control: values.control } : {}),
+    ...(values['console-socket'] ? { consoleSocket: values['console-socket'] } : {}),
+    ...(values['pid-file'] ? { pidFile: values['pid-file'] } : {}),
+    vmId: values['vm-id']!,
   };
 }
 
@@ -150,75 +164,49 @@ class ConsoleInput {
   }
 }
 
-function exitStatus(e: MachineExit): number {
-  switch (e.kind) {
-    case 'poweroff':
-      return EXIT_POWEROFF;
-    case 'debug-exit':
-      return e.code & 0xff;
-    case 'reset':
-      return EXIT_RESET;
-    case 'crashed':
-      return EXIT_GUEST_CRASHED;
-    case 'stopped':
-      return EXIT_STOPPED;
-  }
-}
-
 async function main(): Promise<void> {
   const opts = parse(process.argv.slice(2));
   const kernel = readFile('kernel', opts.kernel);
   const initrd = opts.initrd ? readFile('initrd', opts.initrd) : undefined;
 
-  let machine: Machine | undefined;
-  let stopping = false;
-  const input = new ConsoleInput((b) => machine?.serialInput(b), {
-    quit: () => {
-      stopping = true;
-      void machine?.stop();
-    },
-    powerButton: () => machine?.pressPowerButton(),
-    ctrlAltDel: () => machine?.ctrlAltDel(),
+  const runner = new GuestRunner({
+    kernelPath: opts.kernel,
+    kernel,
+    ...(initrd ? { initrd } : {}),
+    cmdline: opts.cmdline,
+    memory: opts.memory,
+    cpus: opts.cpus,
+    debugExit: opts.debugExit,
+    noReboot: opts.noReboot,
+    vmId: opts.vmId,
+    serialOutput: (bytes) => process.stdout.write(bytes),
+    ...(opts.control ? { controlSocket: opts.control } : {}),
+    ...(opts.consoleSocket ? { consoleSocket: opts.consoleSocket } : {}),
+    ...(opts.pidFile ? { pidFile: opts.pidFile } : {}),
+    log: (msg) => process.stderr.write(`vmm: ${msg}\n`),
   });
-  const onSignal = () => {
-    stopping = true;
-    void machine?.stop();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGPWR', () => machine?.pressPowerButton());
+  // With a console socket the terminal is not the console: stdin is not read.
+  const input = opts.consoleSocket
+    ? undefined
+    : new ConsoleInput((b) => runner.serialInput(b), {
+        quit: () => runner.stop(),
+        powerButton: () => runner.pressPowerButton(),
+        ctrlAltDel: () => runner.ctrlAltDel(),
+      });
+  process.on('SIGINT', () => runner.stop());
+  process.on('SIGTERM', () => runner.stop());
+  process.on('SIGPWR', () => runner.pressPowerButton());
 
   let status = EXIT_VMM_ERROR;
-  for (;;) {
-    try {
-      machine = new Machine({
-        kernel,
-        ...(initrd ? { initrd } : {}),
-        cmdline: opts.cmdline,
-        memory: opts.memory,
-        cpus: opts.cpus,
-        debugExit: opts.debugExit,
-        serialOutput: (bytes) => process.stdout.write(bytes),
-      });
-      machine.start();
-    } catch (err) {
-      input.close();
-      if (err instanceof VmmError) fail(err.message);
-      const e = err as Error & { ioctl?: string; code?: string };
-      fail(e.ioctl ? `${e.ioctl} failed: ${e.code ?? e.message}` : (e.stack ?? String(err)));
-    }
-    const exit = await machine.exited;
-    machine.destroy();
-    if (exit.kind === 'reset' && !opts.noReboot && !stopping) {
-      process.stderr.write(`vmm: guest reset (${exit.reason}); rebooting\n`);
-      continue;
-    }
-    if (exit.kind === 'crashed') process.stderr.write(`vmm: guest crashed: ${exit.detail}\n`);
-    if (exit.kind === 'reset') process.stderr.write(`vmm: guest reset (${exit.reason}); --no-reboot given, exiting\n`);
-    status = exitStatus(exit);
-    break;
+  try {
+    ({ status } = await runner.run());
+  } catch (err) {
+    input?.close();
+    if (err instanceof VmmError) fail(err.message);
+    const e = err as Error & { ioctl?: string; code?: string };
+    fail(e.ioctl ? `${e.ioctl} failed: ${e.code ?? e.message}` : (e.stack ?? String(err)));
   }
-  input.close();
+  input?.close();
   process.stdout.write('', () => process.exit(status));
 }
 

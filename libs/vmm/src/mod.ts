@@ -7,3 +7,5 @@ export type { BusDevice, PioDevice, MmioDevice, IrqLine, DeviceMetrics } from '.
 export { VmmError, type VmmErrorCode } from './errors.js';
 export { loadPvhElf, isElf } from './loader/elf.js';
 export { writePvhStartInfo, HVM_START_MAGIC } from './loader/pvh.js';
+export * from './control/protocol.js';
+export { GuestRunner, type RunnerOptions, EXIT_POWEROFF, EXIT_RESET, EXIT_VMM_ERROR, EXIT_GUEST_CRASHED, EXIT_STOPPED } from './runner.js';

@@ -28,6 +28,10 @@ export const MB_MISSED_PIO = 8;
 export const MB_MISSED_MMIO = 9;
 /** exits handled by the vCPU thread, published when it stops */
 export const MB_EXITS = 11;
+/** set by the device thread to park the vCPU outside KVM_RUN (pause) */
+export const MB_PAUSE = 12;
+/** set by the vCPU thread while it is parked */
+export const MB_PARKED = 13;
 const HEADER_WORDS = 16;
 
 export const MB_RING = 256;
@@ -181,6 +185,30 @@ export class MailboxConsumer {
     Atomics.add(this.h, MB_RESP_SEQ, 1);
     Atomics.notify(this.h, MB_RESP_SEQ);
     Atomics.notify(this.h, MB_HEAD);
+    Atomics.notify(this.h, MB_PAUSE);
+  }
+
+  /** Asks the vCPU to park outside KVM_RUN; `parked()` tells when it has. */
+  requestPause(): void {
+    Atomics.store(this.h, MB_PAUSE, 1);
+  }
+
+  /** Lets a parked vCPU run again. */
+  release(): void {
+    Atomics.store(this.h, MB_PAUSE, 0);
+    Atomics.notify(this.h, MB_PAUSE);
+  }
+
+  /** Resolves once the vCPU is parked (or `ms` passed: false). */
+  async parked(ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (Atomics.load(this.h, MB_PARKED) === 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      const w = Atomics.waitAsync(this.h, MB_PARKED, 0, Math.min(left, 50));
+      if (w.async) await w.value;
+    }
+    return true;
   }
 
   close(): void {

@@ -94,6 +94,23 @@ export class VcpuThreadHandle {
     }
   }
 
+  /** Parks the vCPU outside KVM_RUN. Resolves false if it did not park within `ms`. */
+  async pause(ms = 2000): Promise<boolean> {
+    if (!this.worker || this.ended) return false;
+    this.consumer.requestPause();
+    kickVcpu(this.fd);
+    const timer = setInterval(() => kickVcpu(this.fd), 20);
+    try {
+      return await this.consumer.parked(ms);
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  resume(): void {
+    this.consumer.release();
+  }
+
   counters(): VcpuCounters {
     return {
       exits: this.consumer.counter(MB_EXITS),

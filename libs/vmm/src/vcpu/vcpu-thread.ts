@@ -13,6 +13,8 @@ import {
   MB_EXITS,
   MB_MISSED_MMIO,
   MB_MISSED_PIO,
+  MB_PARKED,
+  MB_PAUSE,
   MB_STOP,
 } from './mailbox.js';
 import { ROUTE_LOCAL, ROUTE_NONE, ROUTE_REMOTE, type VcpuThreadData, type VcpuThreadMessage } from './protocol.js';
@@ -161,6 +163,17 @@ function handleMmio(): void {
   }
 }
 
+/** Waits outside KVM_RUN while the device thread keeps the vCPU paused. */
+function park(): void {
+  Atomics.store(ctl, MB_EXITS, exits);
+  Atomics.store(ctl, MB_PARKED, 1);
+  Atomics.notify(ctl, MB_PARKED);
+  while (Atomics.load(ctl, MB_PAUSE) !== 0 && Atomics.load(ctl, MB_STOP) === 0) {
+    Atomics.wait(ctl, MB_PAUSE, 1, 1000);
+  }
+  Atomics.store(ctl, MB_PARKED, 0);
+}
+
 function loop(): void {
   for (;;) {
     const reason = vcpu.run();
@@ -171,6 +184,7 @@ function loop(): void {
       handleMmio();
     } else if (reason === EXIT_INTR) {
       run[IMMEDIATE_EXIT] = 0;
+      if (Atomics.load(ctl, MB_PAUSE) !== 0) park();
       if (Atomics.load(ctl, MB_STOP) !== 0) {
         send({ type: 'stopped' });
         return;

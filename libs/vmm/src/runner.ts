@@ -1,0 +1,216 @@
+/**
+ * Runs one guest for as long as it lives: builds the Machine, rebuilds it when the guest
+ * resets (unless told not to), and serves the console and control sockets when asked.
+ * `vmm run` is this, with the console on the terminal or on a socket.
+ */
+import { rmSync, writeFileSync } from 'node:fs';
+import { Machine, type MachineExit } from './builder.js';
+import { ConsoleServer } from './control/console-server.js';
+import { ControlError, ControlServer } from './control/control-server.js';
+import { CONTROL_PROTOCOL_VERSION, type GuestStopReason, type WorkerDescription, type WorkerState, type WorkerStats } from './control/protocol.js';
+
+export const EXIT_POWEROFF = 0;
+export const EXIT_RESET = 124;
+export const EXIT_VMM_ERROR = 125;
+export const EXIT_GUEST_CRASHED = 126;
+export const EXIT_STOPPED = 130;
+
+export interface RunnerOptions {
+  kernelPath: string;
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  cmdline: string;
+  memory: number;
+  cpus: number;
+  debugExit: boolean;
+  noReboot: boolean;
+  vmId: string;
+  /** serial output goes here when there is no console socket */
+  serialOutput: (bytes: Uint8Array) => void;
+  controlSocket?: string;
+  consoleSocket?: string;
+  pidFile?: string;
+  log: (msg: string) => void;
+}
+
+export interface RunResult {
+  exit: MachineExit;
+  status: number;
+}
+
+export function exitStatus(e: MachineExit): number {
+  switch (e.kind) {
+    case 'poweroff':
+      return EXIT_POWEROFF;
+    case 'debug-exit':
+      return e.code & 0xff;
+    case 'reset':
+      return EXIT_RESET;
+    case 'crashed':
+      return EXIT_GUEST_CRASHED;
+    case 'stopped':
+      return EXIT_STOPPED;
+  }
+}
+
+function stopReason(e: MachineExit): GuestStopReason {
+  return e.kind;
+}
+
+export class GuestRunner {
+  private machine?: Machine;
+  private state: WorkerState = 'starting';
+  private stopping = false;
+  private reboots = 0;
+  private readonly startedAt = new Date();
+  private readonly console?: ConsoleServer;
+  private readonly control?: ControlServer;
+  private pendingInput: Uint8Array[] = [];
+
+  constructor(private readonly opts: RunnerOptions) {
+    if (opts.consoleSocket) this.console = new ConsoleServer(opts.consoleSocket);
+    if (opts.controlSocket) {
+      this.control = new ControlServer(opts.controlSocket, {
+        describe: () => this.describe(),
+        stats: () => this.stats(),
+        pause: () => this.pause(),
+        resume: () => this.resume(),
+        powerButton: async () => this.requireRunning('power-button').pressPowerButton(),
+        ctrlAltDel: async () => {
+          if (!this.requireRunning('ctrl-alt-del').ctrlAltDel()) {
+            throw new ControlError('INVALID_STATE', 'the guest keyboard is not scanning');
+          }
+        },
+        reset: async () => this.requireRunning('reset').reset(),
+        stop: async () => {
+          this.stop();
+        },
+      });
+    }
+  }
+
+  private requireRunning(what: string): Machine {
+    if (!this.machine || (this.state !== 'running' && this.state !== 'paused')) {
+      throw new ControlError('INVALID_STATE', `cannot ${what}: the guest is ${this.state}`);
+    }
+    return this.machine;
+  }
+
+  private setState(state: WorkerState): void {
+    this.state = state;
+    this.control?.emit({ event: 'state', state, at: new Date().toISOString() });
+  }
+
+  describe(): WorkerDescription {
+    const o = this.opts;
+    return {
+      version: CONTROL_PROTOCOL_VERSION,
+      pid: process.pid,
+      state: this.state,
+      vmId: o.vmId,
+      startedAt: this.startedAt.toISOString(),
+      config: { memory: o.memory, cpus: o.cpus, kernel: o.kernelPath, cmdline: o.cmdline },
+      consoleSocket: o.consoleSocket ?? '',
+    };
+  }
+
+  stats(): WorkerStats {
+    return {
+      uptimeMs: Date.now() - this.startedAt.getTime(),
+      rssBytes: process.memoryUsage.rss(),
+      vcpus: this.machine?.counters() ?? [],
+      reboots: this.reboots,
+    };
+  }
+
+  private async pause(): Promise<void> {
+    const m = this.requireRunning('pause');
+    if (this.state === 'paused') return;
+    if (!(await m.pause())) {
+      m.resume();
+      throw new ControlError('INTERNAL', 'a vCPU did not pause in time');
+    }
+    this.setState('paused');
+  }
+
+  private async resume(): Promise<void> {
+    const m = this.requireRunning('resume');
+    if (this.state !== 'paused') return;
+    m.resume();
+    this.setState('running');
+  }
+
+  /** Serial input from the terminal or a console client. */
+  serialInput(bytes: Uint8Array): void {
+    if (this.machine) this.machine.serialInput(bytes);
+    else this.pendingInput.push(bytes);
+  }
+
+  pressPowerButton(): void {
+    this.machine?.pressPowerButton();
+  }
+
+  ctrlAltDel(): void {
+    this.machine?.ctrlAltDel();
+  }
+
+  /** Ends the guest from the host side. */
+  stop(): void {
+    this.stopping = true;
+    if (this.state !== 'stopped' && this.state !== 'crashed') this.setState('stopping');
+    void this.machine?.stop();
+  }
+
+  async run(): Promise<RunResult> {
+    const o = this.opts;
+    if (this.console) {
+      this.console.input = (b) => this.serialInput(b);
+      await this.console.listen();
+    }
+    await this.control?.listen();
+    if (o.pidFile) writeFileSync(o.pidFile, `${process.pid}\n`);
+    const output = this.console ? (b: Uint8Array) => this.console!.output(b) : o.serialOutput;
+    try {
+      for (;;) {
+        this.machine = new Machine({
+          kernel: o.kernel,
+          ...(o.initrd ? { initrd: o.initrd } : {}),
+          cmdline: o.cmdline,
+          memory: o.memory,
+          cpus: o.cpus,
+          debugExit: o.debugExit,
+          serialOutput: output,
+        });
+        this.machine.start();
+        for (const b of this.pendingInput.splice(0)) this.machine.serialInput(b);
+        if (!this.stopping) this.setState('running');
+        const exit = await this.machine.exited;
+        this.machine.destroy();
+        this.machine = undefined;
+        const hostReset = exit.kind === 'reset' && exit.reason === 'host';
+        if (exit.kind === 'reset' && (hostReset || !o.noReboot) && !this.stopping) {
+          this.reboots++;
+          o.log(`guest reset (${exit.reason}); rebooting`);
+          this.control?.emit({ event: 'guest-reboot', reason: exit.reason, at: new Date().toISOString() });
+          continue;
+        }
+        if (exit.kind === 'crashed') o.log(`guest crashed: ${exit.detail}`);
+        if (exit.kind === 'reset') o.log(`guest reset (${exit.reason}); --no-reboot given, exiting`);
+        const status = exitStatus(exit);
+        this.setState(exit.kind === 'crashed' ? 'crashed' : 'stopped');
+        this.control?.emit({
+          event: 'guest-stopped',
+          reason: stopReason(exit),
+          ...(exit.kind === 'crashed' ? { detail: exit.detail } : {}),
+          exitCode: status,
+          at: new Date().toISOString(),
+        });
+        return { exit, status };
+      }
+    } finally {
+      await this.control?.close();
+      await this.console?.close();
+      if (o.pidFile) rmSync(o.pidFile, { force: true });
+    }
+  }
+}
