@@ -4,7 +4,7 @@
  *   1. /dev/kvm and a VM, with the in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT
  *   2. guest RAM, mapped into the VM
  *   3. the legacy devices on the port I/O bus, wired to their IRQ lines
- *   4. the kernel, initrd and boot information in guest memory
+ *   4. ACPI tables, then the kernel, initrd and boot information in guest memory
  *   5. the vCPUs: CPUID, LAPIC, entry state
  *   6. one thread per vCPU, started BSP first
  */
@@ -30,6 +30,8 @@ import { Uart16550 } from './devices/legacy/uart16550.js';
 import { I8042 } from './devices/legacy/i8042.js';
 import { CmosRtc } from './devices/legacy/rtc.js';
 import { Pm1Control } from './devices/legacy/pm1.js';
+import { ResetControl, RESET_CONTROL_PORT, RESET_CONTROL_WINDOW } from './devices/legacy/reset-control.js';
+import { writeAcpiTables } from './acpi/acpi.js';
 import { isElf, loadPvhElf } from './loader/elf.js';
 import { writePvhStartInfo } from './loader/pvh.js';
 import { isBzImage, loadBzImage, writeBootParams } from './loader/bzimage.js';
@@ -174,9 +176,17 @@ export class Machine {
     this.pio.insert('i8042', I8042_PORT, 5, this.i8042);
     this.pio.insert('rtc', RTC_PORT, 2, this.rtc);
     this.pio.insert('pm1', PM1_PORT, 6, this.pm1);
+    this.pio.insert(
+      'reset-control',
+      RESET_CONTROL_PORT,
+      RESET_CONTROL_WINDOW,
+      new ResetControl({ onReset: () => this.finish({ kind: 'reset', reason: 'reset-register' }) }),
+    );
 
-    // 4. kernel, initrd, boot information
-    const boot = this.loadKernel();
+    // 4. ACPI tables (the FADT, DSDT and MADT describe the devices above and the vCPUs
+    //    below), then the kernel, initrd and boot information
+    const { rsdp } = writeAcpiTables(this.memory, { cpus: config.cpus });
+    const boot = this.loadKernel(rsdp);
 
     // 5. vCPUs; KVM keeps the APs waiting for INIT/SIPI from the BSP
     const supported = this.kvm.getSupportedCpuid();
@@ -194,20 +204,20 @@ export class Machine {
    * Loads the kernel in the format it comes in — a bzImage through the Linux boot protocol's
    * 64-bit entry, or an ELF through its PVH entry — and returns how to set up the BSP.
    */
-  private loadKernel(): (bsp: Vcpu) => void {
+  private loadKernel(rsdp: number): (bsp: Vcpu) => void {
     const { kernel, initrd, cmdline, memory } = this.config;
     const e820 = e820Map(memory);
     if (isBzImage(kernel)) {
       const bz = loadBzImage(this.memory, kernel);
       const rd = initrd ? placeInitrd(this.memory, initrd, bz.kernelEnd, bz.initrdAddrMax) : undefined;
-      const bootParams = writeBootParams(this.memory, bz.header, { cmdline, e820, ...(rd ? { initrd: rd } : {}) });
+      const bootParams = writeBootParams(this.memory, bz.header, { cmdline, e820, rsdp, ...(rd ? { initrd: rd } : {}) });
       const addrs = { gdt: BOOT_GDT_ADDR, pml4: BOOT_PML4_ADDR, pdpt: BOOT_PDPT_ADDR, pd: BOOT_PD_ADDR, stack: BOOT_STACK_TOP };
       return (bsp) => setupLongModeEntry(bsp, this.memory, addrs, bz.entry64, bootParams);
     }
     if (isElf(kernel)) {
       const elf = loadPvhElf(this.memory, kernel);
       const rd = initrd ? placeInitrd(this.memory, initrd, elf.high) : undefined;
-      const startInfo = writePvhStartInfo(this.memory, { cmdline, memmap: e820, ...(rd ? { initrd: rd } : {}) });
+      const startInfo = writePvhStartInfo(this.memory, { cmdline, memmap: e820, rsdp, ...(rd ? { initrd: rd } : {}) });
       return (bsp) => setupPvhEntry(bsp, elf.pvhEntry, startInfo);
     }
     throw new VmmError('KERNEL_LOAD_FAILED', 'Cannot load kernel: neither a bzImage nor an ELF image with a PVH entry note');

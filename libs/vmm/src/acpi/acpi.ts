@@ -92,7 +92,8 @@ export function writeAcpiTables(mem: GuestMemory, options: AcpiOptions): AcpiTab
   if (next > ACPI_TABLES_END) {
     throw new VmmError(
       'INVALID_CONFIG',
-      `Cannot build ACPI tables: they need ${next - ACPI_TABLES_START} bytes, the area holds ${ACPI_TABLES_END - ACPI_TABLES_START}`,
+      `Cannot build ACPI tables: they need ${next - ACPI_TABLES_START} bytes, ` +
+        `the area holds ${ACPI_TABLES_END - ACPI_TABLES_START}`,
     );
   }
 

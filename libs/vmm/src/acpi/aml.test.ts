@@ -113,7 +113,7 @@ test('pkg() refuses more than 255 elements', () => {
 });
 
 test('buffer() carries its size as an integer before the bytes', () => {
-  assert.deepEqual(buffer(hex('aa bb')), hex('11 04 0a 02 aa bb'));
+  assert.deepEqual(buffer(hex('aa bb')), hex('11 05 0a 02 aa bb'));
   assert.deepEqual(buffer(hex('')), hex('11 02 00'));
 });
 

@@ -143,7 +143,10 @@ export function integer(value: number | bigint): Uint8Array {
   if (v === 0n) return Uint8Array.of(AML_ZERO_OP);
   if (v === 1n) return Uint8Array.of(AML_ONE_OP);
   const [prefix, size] =
-    v <= 0xffn ? [AML_BYTE_PREFIX, 1] : v <= 0xffffn ? [AML_WORD_PREFIX, 2] : v <= 0xffff_ffffn ? [AML_DWORD_PREFIX, 4] : [AML_QWORD_PREFIX, 8];
+    v <= 0xffn ? [AML_BYTE_PREFIX, 1]
+    : v <= 0xffffn ? [AML_WORD_PREFIX, 2]
+    : v <= 0xffff_ffffn ? [AML_DWORD_PREFIX, 4]
+    : [AML_QWORD_PREFIX, 8];
   const out = new Uint8Array(1 + size);
   out[0] = prefix;
   for (let i = 0; i < size; i++) out[1 + i] = Number((v >> BigInt(8 * i)) & 0xffn);
@@ -265,7 +268,8 @@ export function io(options: IoPortOptions): Uint8Array {
   const { min, length } = options;
   const max = options.max ?? min;
   const alignment = options.alignment ?? 1;
-  for (const [what, v, limit] of [['min', min, 0xffff], ['max', max, 0xffff], ['alignment', alignment, 0xff], ['length', length, 0xff]] as const) {
+  const fields = [['min', min, 0xffff], ['max', max, 0xffff], ['alignment', alignment, 0xff], ['length', length, 0xff]] as const;
+  for (const [what, v, limit] of fields) {
     if (!Number.isInteger(v) || v < 0 || v > limit) throw new RangeError(`IO descriptor ${what} ${v} does not fit`);
   }
   return Uint8Array.of(RES_IO_PORT, RES_IO_DECODE16, min & 0xff, min >> 8, max & 0xff, max >> 8, alignment, length);
@@ -298,6 +302,7 @@ export interface IrqOptions {
 /** IRQ(Edge|Level, ActiveHigh|ActiveLow, Exclusive|Shared) { irqs }: with the flags byte. */
 export function irq(options: IrqOptions, ...irqs: readonly number[]): Uint8Array {
   const mask = irqMask(irqs);
-  const flags = (options.edge ? RES_IRQ_EDGE : 0) | (options.activeLow ? RES_IRQ_ACTIVE_LOW : 0) | (options.shared ? RES_IRQ_SHARED : 0);
+  const flags =
+    (options.edge ? RES_IRQ_EDGE : 0) | (options.activeLow ? RES_IRQ_ACTIVE_LOW : 0) | (options.shared ? RES_IRQ_SHARED : 0);
   return Uint8Array.of(RES_IRQ, mask & 0xff, mask >> 8, flags);
 }

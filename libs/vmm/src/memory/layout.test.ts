@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { e820Map, parseSize, ramRegions, GIB, MIB, E820_RAM } from './layout.js';
+import { e820Map, parseSize, ramRegions, GIB, MIB, E820_RAM, E820_RESERVED, ACPI_TABLES_END, ACPI_TABLES_START } from './layout.js';
 
 test('parseSize reads suffixed sizes', () => {
   assert.equal(parseSize('256M'), 256 * MIB);
@@ -28,4 +28,11 @@ test('e820Map reports all RAM and reserves the legacy areas', () => {
   const big = e820Map(6 * GIB).filter((e) => e.type === E820_RAM);
   assert.equal(big.reduce((n, e) => n + e.size, 0), 6 * GIB - 0x100000 + 0x9fc00);
   assert.equal(big.at(-1)!.addr, 4 * GIB);
+});
+
+test('e820Map reserves the ACPI table area and the BIOS ROM area', () => {
+  const reserved = e820Map(256 * MIB).filter((e) => e.type === E820_RESERVED);
+
+  assert.ok(reserved.some((e) => e.addr <= ACPI_TABLES_START && e.addr + e.size >= ACPI_TABLES_END), 'ACPI tables');
+  assert.ok(reserved.some((e) => e.addr <= 0xf0000 && e.addr + e.size >= 0x100000), 'BIOS ROM');
 });
