@@ -193,6 +193,8 @@ async function main(): Promise<void> {
         powerButton: () => runner.pressPowerButton(),
         ctrlAltDel: () => runner.ctrlAltDel(),
       });
+  // If whoever reads our output goes away, the guest keeps running; its output is dropped.
+  process.stdout.on('error', () => {});
   process.on('SIGINT', () => runner.stop());
   process.on('SIGTERM', () => runner.stop());
   process.on('SIGPWR', () => runner.pressPowerButton());

@@ -184,7 +184,9 @@ export class GuestRunner {
         this.machine.start();
         for (const b of this.pendingInput.splice(0)) this.machine.serialInput(b);
         if (!this.stopping) this.setState('running');
-        const exit = await this.machine.exited;
+        let exit = await this.machine.exited;
+        // A guest that resets while the host is stopping it has been stopped.
+        if (this.stopping && exit.kind === 'reset') exit = { kind: 'stopped' };
         this.machine.destroy();
         this.machine = undefined;
         const hostReset = exit.kind === 'reset' && exit.reason === 'host';

@@ -17,33 +17,7 @@
  * assumed.
  */
 
-#define KERNEL_CS   0x08
-#define KERNEL_DS   0x10
-#define USER_DS     (0x18 | 3)
-#define USER_CS     (0x20 | 3)
-#define TSS_SEL     0x28
-
-#define CR0_PE      (1 << 0)
-#define CR0_MP      (1 << 1)
-#define CR0_ET      (1 << 4)
-#define CR0_NE      (1 << 5)
-#define CR0_WP      (1 << 16)
-#define CR0_PG      (1 << 31)
-#define CR4_PAE     (1 << 5)
-#define MSR_EFER    0xC0000080
-#define EFER_LME    (1 << 8)
-
-#define RFLAGS_IF   (1 << 9)
-#define RFLAGS_IOPL3 (3 << 12)
-#define RFLAGS_FIXED 0x2
-
-/* Page-table entry bits. */
-#define PTE_P       0x001
-#define PTE_RW      0x002
-#define PTE_US      0x004   /* user: CPL3 bodies touch RAM and MMIO directly */
-#define PTE_PWT     0x008
-#define PTE_PCD     0x010
-#define PTE_PS      0x080   /* 2 MiB page in a PD entry */
+#include "boot.h"
 
 /* ---------------------------------------------------------------------- */
 /* The PVH ELF note: XEN_ELFNOTE_PHYS32_ENTRY (18), owner "Xen".           */
@@ -85,7 +59,7 @@ pvh_entry32:
 	movl $EFER_LME, %eax
 	xorl %edx, %edx
 	wrmsr
-	movl $(CR0_PG | CR0_WP | CR0_NE | CR0_ET | CR0_MP | CR0_PE), %eax
+	movl $CR0_LONG, %eax
 	movl %eax, %cr0
 	/* Now in compatibility mode; the far jump loads the 64-bit CS. */
 	ljmp $KERNEL_CS, $long_entry
@@ -95,6 +69,11 @@ pvh_entry32:
 /* ---------------------------------------------------------------------- */
 	.text
 	.code64
+	/*
+	 * The common 64-bit path, also joined by the bzImage entry
+	 * (boot/linux64.S) once it runs on this GDT and these page tables.
+	 */
+	.globl long_entry
 long_entry:
 	movl $KERNEL_DS, %eax
 	movl %eax, %ds
@@ -208,6 +187,7 @@ isr_common:
 /* ---------------------------------------------------------------------- */
 	.section .rodata
 	.balign 8
+	.globl gdt_desc, idt_desc       /* also loaded by boot/linux64.S, boot/ap.S */
 gdt_desc:
 	.word gdt_end - gdt - 1
 	.quad gdt

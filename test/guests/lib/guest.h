@@ -148,6 +148,31 @@ int cmdline_u64(const char *key, u64 *out);
 /* True if `word` appears on the command line as a whole token. */
 int cmdline_has(const char *word);
 
+/*
+ * ---- Linux boot protocol (bzimage.bin only: boot/linux64.S) ----
+ * The physical address of boot_params (%rsi at the 64-bit entry); 0 in the
+ * PVH guests.  Offsets: Documentation/arch/x86/zero-page.rst.
+ */
+extern u64 linux_boot_params;
+#define BP_ACPI_RSDP_ADDR       0x070   /* u64 */
+#define BP_EXT_RAMDISK_IMAGE    0x0c0   /* u32: bits 63:32 of ramdisk_image */
+#define BP_EXT_RAMDISK_SIZE     0x0c4   /* u32 */
+#define BP_EXT_CMD_LINE_PTR     0x0c8   /* u32 */
+#define BP_E820_ENTRIES         0x1e8   /* u8 */
+#define BP_HDR_HEADER           0x202   /* u32 "HdrS" */
+#define BP_HDR_VERSION          0x206   /* u16 */
+#define BP_HDR_TYPE_OF_LOADER   0x210   /* u8 */
+#define BP_HDR_RAMDISK_IMAGE    0x218   /* u32 */
+#define BP_HDR_RAMDISK_SIZE     0x21c   /* u32 */
+#define BP_HDR_CMD_LINE_PTR     0x228   /* u32 */
+#define BP_E820_TABLE           0x2d0   /* 128 x struct boot_e820_entry */
+#define BP_E820_MAX             128
+struct boot_e820_entry {
+	u64 addr;
+	u64 size;
+	u32 type;
+} __attribute__((packed));
+
 /* ---- leaving ---- */
 void exit(int code) __attribute__((noreturn));
 

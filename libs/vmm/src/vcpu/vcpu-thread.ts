@@ -176,7 +176,15 @@ function park(): void {
 
 function loop(): void {
   for (;;) {
-    const reason = vcpu.run();
+    let reason: number;
+    try {
+      reason = vcpu.run();
+    } catch (err) {
+      // An AP waiting for INIT/SIPI leaves KVM_RUN with EAGAIN when its INIT arrives; the
+      // KVM API asks us to simply enter again.
+      if ((err as { code?: string }).code === 'EAGAIN') continue;
+      throw err;
+    }
     exits++;
     if (reason === EXIT_IO) {
       if (!handleIo()) return;
