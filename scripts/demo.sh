@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "demo: booting test/guests/out/echo.elf under vmm (type to echo; q ends the guest)"
-exec node libs/vmm/dist/cli.js run --kernel test/guests/out/echo.elf --memory 64M
+exec node libs/vmm/dist/bundle/cli.js run --kernel test/guests/out/echo.elf --memory 64M

@@ -1,7 +1,7 @@
 /**
  * The three ways the bench runs a test guest, with the same guest, RAM and command line:
  *
- *   vmm     vmctl's VMM: `node libs/vmm/dist/cli.js run ... --debug-exit`
+ *   vmm     vmctl's VMM: `node libs/vmm/dist/bundle/cli.js run ... --debug-exit`
  *   c       kvmrun, the minimal C VMM in test/guests/tools (the floor)
  *   qemu    QEMU with KVM, `-M microvm` (qboot + the pvh.bin option ROM boot the PVH ELF)
  *
@@ -12,7 +12,7 @@ import type { Command } from './proc.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const GUESTS = resolve(ROOT, 'test/guests/out');
-export const VMM_CLI = resolve(ROOT, 'libs/vmm/dist/cli.js');
+export const VMM_CLI = resolve(ROOT, 'libs/vmm/dist/bundle/cli.js');
 export const KVMRUN = resolve(GUESTS, 'kvmrun');
 export const QEMU = 'qemu-system-x86_64';
 

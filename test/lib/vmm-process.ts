@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const VMM = join(ROOT, 'libs/vmm/dist/cli.js');
+export const VMM = join(ROOT, 'libs/vmm/dist/bundle/cli.js');
 export const GUESTS = join(ROOT, 'test/guests/out');
 
 export function guest(name: string): string {

@@ -14,7 +14,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseSize } from './memory/layout.js';
 import { VmmError } from './errors.js';
-import { GuestRunner, EXIT_VMM_ERROR } from './runner.js';
+import { EXIT_VMM_ERROR } from './exit-codes.js';
+import { prewarmVcpuThreads } from './vcpu/spawn.js';
 
 const USAGE = `usage: vmm run --kernel FILE [options]
 
@@ -166,6 +167,9 @@ class ConsoleInput {
 
 async function main(): Promise<void> {
   const opts = parse(process.argv.slice(2));
+  // Boot the vCPU threads now, while this thread loads the VMM and builds the VM.
+  prewarmVcpuThreads(opts.cpus);
+  const { GuestRunner } = await import('./runner.js');
   const kernel = readFile('kernel', opts.kernel);
   const initrd = opts.initrd ? readFile('initrd', opts.initrd) : undefined;
 

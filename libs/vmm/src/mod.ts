@@ -8,4 +8,5 @@ export { VmmError, type VmmErrorCode } from './errors.js';
 export { loadPvhElf, isElf } from './loader/elf.js';
 export { writePvhStartInfo, HVM_START_MAGIC } from './loader/pvh.js';
 export * from './control/protocol.js';
-export { GuestRunner, type RunnerOptions, EXIT_POWEROFF, EXIT_RESET, EXIT_VMM_ERROR, EXIT_GUEST_CRASHED, EXIT_STOPPED } from './runner.js';
+export { GuestRunner, type RunnerOptions } from './runner.js';
+export * from './exit-codes.js';

@@ -9,11 +9,7 @@ import { ConsoleServer } from './control/console-server.js';
 import { ControlError, ControlServer } from './control/control-server.js';
 import { CONTROL_PROTOCOL_VERSION, type GuestStopReason, type WorkerDescription, type WorkerState, type WorkerStats } from './control/protocol.js';
 
-export const EXIT_POWEROFF = 0;
-export const EXIT_RESET = 124;
-export const EXIT_VMM_ERROR = 125;
-export const EXIT_GUEST_CRASHED = 126;
-export const EXIT_STOPPED = 130;
+import { EXIT_GUEST_CRASHED, EXIT_POWEROFF, EXIT_RESET, EXIT_STOPPED } from './exit-codes.js';
 
 export interface RunnerOptions {
   kernelPath: string;

@@ -1,7 +1,8 @@
 /**
  * The main thread's handle on one vCPU thread: starts it, serves its mailbox, stops it.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { spawnVcpuThread, takePrewarmedVcpuThread } from './spawn.js';
 import { kickVcpu } from '../kvm.js';
 import { createMailbox, MailboxConsumer, type AccessHandler, MB_EXITS, MB_MISSED_MMIO, MB_MISSED_PIO } from './mailbox.js';
 import type { VcpuThreadData, VcpuThreadMessage } from './protocol.js';
@@ -52,13 +53,9 @@ export class VcpuThreadHandle {
       ...(this.opts.debugExitPort !== undefined ? { debugExitPort: this.opts.debugExitPort } : {}),
     };
     this.consumer.start();
-    const w = new Worker(new URL('./vcpu-thread.js', import.meta.url), {
-      workerData: data,
-      // a vCPU thread runs a small, allocation-free loop: keep its heap small
-      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
-      stdout: false,
-      stderr: false,
-    });
+    const prewarmed = takePrewarmedVcpuThread();
+    const w = prewarmed ?? spawnVcpuThread(data);
+    if (prewarmed) prewarmed.postMessage(data);
     this.worker = w;
     w.on('message', (msg: VcpuThreadMessage) => this.end(msg));
     w.on('error', (err) => this.end({ type: 'failed', exitReason: -1, detail: `vCPU thread error: ${err.message}`, rip: '' }));
