@@ -112,3 +112,25 @@ export function parseSize(text: string): number | undefined {
   const v = n * mult;
   return Number.isSafeInteger(v) ? v : undefined;
 }
+
+// --- PCI (appended block; pci/ uses these, the ACPI code describes them) ---
+
+/**
+ * The PCI windows inside the 32-bit MMIO hole and the port space:
+ *
+ *   0xC0000000 .. 0xD0000000   32-bit memory BARs (and 64-bit ones, placed below 4 GiB)
+ *   0xD0000000                 left unbacked on purpose: test guests use it as MMIO to nowhere
+ *   0xE0000000 .. 0xF0000000   ECAM, 1 MiB per bus for buses 0–255 (the MCFG table's range;
+ *                              it must also be reserved in e820 or in the DSDT)
+ *   ports 0xC000 .. 0xFFFF     I/O BARs
+ *   ports 0xCF8 .. 0xCFF       configuration mechanism #1 (0xCF9 is the reset register)
+ */
+export const PCI_MMIO32_START = 0xc0000000;
+export const PCI_MMIO32_END = 0xd0000000;
+export const PCI_ECAM_BASE = 0xe0000000;
+export const PCI_ECAM_BUSES = 256;
+export const PCI_ECAM_SIZE = PCI_ECAM_BUSES * MIB;
+export const PCI_IO_START = 0xc000;
+export const PCI_IO_END = 0x10000;
+export const PCI_CONFIG_IO_PORT = 0xcf8;
+export const PCI_CONFIG_IO_SIZE = 8;
