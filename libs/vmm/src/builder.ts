@@ -3,13 +3,14 @@
  *
  *   1. /dev/kvm and a VM, with the in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT
  *   2. guest RAM, mapped into the VM
- *   3. the legacy devices on the port I/O bus, wired to their IRQ lines
+ *   3. the legacy devices on the port I/O bus, wired to their IRQ lines; the PCI bus (config
+ *      ports and ECAM) with its virtio devices, their MSI-X routes and notify eventfds
  *   4. ACPI tables, then the kernel, initrd and boot information in guest memory
  *   5. the vCPUs: CPUID, LAPIC, entry state
  *   6. one thread per vCPU, started BSP first
  */
 import { VmmError } from './errors.js';
-import { KvmClass, constants as K, mmapGuestRam, munmapGuestRam, type Kvm, type Vm, type Vcpu } from './kvm.js';
+import { KvmClass, constants as K, mmapGuestRam, munmapGuestRam, eventfd, eventfdWrite, closeFd, type Kvm, type Vm, type Vcpu } from './kvm.js';
 import { GuestMemory } from './memory/guest-memory.js';
 import {
   BOOT_GDT_ADDR,
@@ -23,6 +24,10 @@ import {
   ramRegions,
   MIN_RAM,
   MAX_RAM,
+  PCI_CONFIG_IO_PORT,
+  PCI_CONFIG_IO_SIZE,
+  PCI_ECAM_BASE,
+  PCI_ECAM_SIZE,
 } from './memory/layout.js';
 import { PioBus, MmioBus } from './bus/io-bus.js';
 import type { IrqLine } from './bus/device.js';
@@ -30,8 +35,14 @@ import { Uart16550 } from './devices/legacy/uart16550.js';
 import { I8042 } from './devices/legacy/i8042.js';
 import { CmosRtc } from './devices/legacy/rtc.js';
 import { Pm1Control } from './devices/legacy/pm1.js';
-import { ResetControl, RESET_CONTROL_PORT, RESET_CONTROL_WINDOW } from './devices/legacy/reset-control.js';
+import { ResetControl } from './devices/legacy/reset-control.js';
 import { writeAcpiTables } from './acpi/acpi.js';
+import { PciBus, disjointRanges } from './pci/bus.js';
+import { PciConfigIo } from './pci/config-io.js';
+import { PciEcam } from './pci/ecam.js';
+import { KvmMsiRouter, irqchipRoutes } from './pci/msi-router.js';
+import { VirtioPciDevice } from './devices/virtio/virtio-pci.js';
+import { VirtioRng } from './devices/virtio/rng.js';
 import { isElf, loadPvhElf } from './loader/elf.js';
 import { writePvhStartInfo } from './loader/pvh.js';
 import { isBzImage, loadBzImage, writeBootParams } from './loader/bzimage.js';
@@ -61,6 +72,8 @@ export interface MachineConfig {
   cpus: number;
   /** attach the debug-exit port (tests) */
   debugExit?: boolean;
+  /** a virtio-rng device */
+  rng?: boolean;
   /** bytes the guest writes to its serial port */
   serialOutput: (bytes: Uint8Array) => void;
 }
@@ -114,6 +127,9 @@ export class Machine {
   readonly i8042: I8042;
   readonly rtc: CmosRtc;
   readonly pm1: Pm1Control;
+  readonly pci: PciBus;
+  private readonly msiRouter: KvmMsiRouter;
+  private readonly virtio: VirtioPciDevice[] = [];
   /** resolves with the first reason the machine stopped */
   readonly exited: Promise<MachineExit>;
 
@@ -176,12 +192,19 @@ export class Machine {
     this.pio.insert('i8042', I8042_PORT, 5, this.i8042);
     this.pio.insert('rtc', RTC_PORT, 2, this.rtc);
     this.pio.insert('pm1', PM1_PORT, 6, this.pm1);
-    this.pio.insert(
-      'reset-control',
-      RESET_CONTROL_PORT,
-      RESET_CONTROL_WINDOW,
-      new ResetControl({ onReset: () => this.finish({ kind: 'reset', reason: 'reset-register' }) }),
-    );
+
+    // The PCI bus. Its configuration ports 0xCF8–0xCFF also carry the reset control
+    // register at 0xCF9 (byte accesses), as on a PC chipset.
+    const resetControl = new ResetControl({ onReset: () => this.finish({ kind: 'reset', reason: 'reset-register' }) });
+    this.pci = new PciBus({ mmio: this.mmio, pio: this.pio, gsiLine: (gsi) => this.irqLine(gsi) });
+    this.pio.insert('pci-config', PCI_CONFIG_IO_PORT, PCI_CONFIG_IO_SIZE, new PciConfigIo({ bus: this.pci, resetControl }));
+    this.mmio.insert('pci-ecam', PCI_ECAM_BASE, PCI_ECAM_SIZE, new PciEcam(this.pci));
+    this.msiRouter = new KvmMsiRouter({
+      vm: this.vm,
+      fds: { eventfd: () => eventfd(), eventfdWrite: (fd) => eventfdWrite(fd), closeFd },
+      baseRoutes: irqchipRoutes(K),
+    });
+    if (config.rng) this.attachVirtio(1, 'virtio-rng', new VirtioRng());
 
     // 4. ACPI tables (the FADT, DSDT and MADT describe the devices above and the vCPUs
     //    below), then the kernel, initrd and boot information
@@ -223,6 +246,12 @@ export class Machine {
     throw new VmmError('KERNEL_LOAD_FAILED', 'Cannot load kernel: neither a bzImage nor an ELF image with a PVH entry note');
   }
 
+  private attachVirtio(slot: number, name: string, device: ConstructorParameters<typeof VirtioPciDevice>[0]['device']): void {
+    const fn = new VirtioPciDevice({ device, memory: this.memory, msiRouter: this.msiRouter });
+    this.pci.attach(slot, fn, name);
+    this.virtio.push(fn);
+  }
+
   private irqLine(irq: number): IrqLine {
     return { set: (level: boolean) => this.vm.irqLine(irq, level) };
   }
@@ -248,8 +277,10 @@ export class Machine {
       const t = new VcpuThreadHandle({
         fd: vcpu.fd,
         id: vcpu.id,
-        pioRemote: this.pio.ranges(),
-        mmioRemote: this.mmio.ranges(),
+        // BARs move when the guest reprograms them, but the routing tables are fixed when
+        // the threads start: route the whole PCI windows to the device thread.
+        pioRemote: disjointRanges([...this.pio.ranges(), ...this.pci.routedWindows().pio]),
+        mmioRemote: disjointRanges([...this.mmio.ranges(), ...this.pci.routedWindows().mmio]),
         ...(this.config.debugExit ? { debugExitPort: DEBUG_EXIT_PORT } : {}),
         access,
         onEnd: (msg) => this.onVcpuEnd(msg),
@@ -353,6 +384,8 @@ export class Machine {
     if (this.destroyed) return;
     this.destroyed = true;
     this.rtc.close();
+    for (const d of this.virtio) d.close();
+    this.msiRouter.close();
     for (const v of this.vcpus.reverse()) v.close();
     this.vm.close();
     munmapGuestRam(this.ramAddress);

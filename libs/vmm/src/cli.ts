@@ -24,6 +24,7 @@ const USAGE = `usage: vmm run --kernel FILE [options]
   --cmdline STR      kernel command line (default "console=ttyS0")
   --memory SIZE      guest RAM, e.g. 256M, 2G (default 256M)
   --cpus N           vCPUs (default 1)
+  --rng              attach a virtio-rng device (entropy from the host)
   --debug-exit       attach the debug-exit port 0xf4: a guest write ends the VMM with that value
   --no-reboot        exit (status 124) when the guest resets instead of rebooting it
 
@@ -46,6 +47,7 @@ function fail(msg: string): never {
 
 interface RunOptions {
   kernel: string;
+  rng: boolean;
   control?: string;
   consoleSocket?: string;
   pidFile?: string;
@@ -78,6 +80,7 @@ function parse(argv: string[]): RunOptions {
         cpus: { type: 'string', default: '1' },
         'debug-exit': { type: 'boolean', default: false },
         'no-reboot': { type: 'boolean', default: false },
+        rng: { type: 'boolean', default: false },
         control: { type: 'string' },
         'console-socket': { type: 'string' },
         'pid-file': { type: 'string' },
@@ -107,6 +110,7 @@ function parse(argv: string[]): RunOptions {
     cpus,
     debugExit: values['debug-exit']!,
     noReboot: values['no-reboot']!,
+    rng: values.rng!,
     ...(values.control ? { control: values.control } : {}),
     ...(values['console-socket'] ? { consoleSocket: values['console-socket'] } : {}),
     ...(values['pid-file'] ? { pidFile: values['pid-file'] } : {}),
@@ -182,6 +186,7 @@ async function main(): Promise<void> {
     cpus: opts.cpus,
     debugExit: opts.debugExit,
     noReboot: opts.noReboot,
+    rng: opts.rng,
     vmId: opts.vmId,
     serialOutput: (bytes) => process.stdout.write(bytes),
     ...(opts.control ? { controlSocket: opts.control } : {}),

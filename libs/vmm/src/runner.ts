@@ -20,6 +20,7 @@ export interface RunnerOptions {
   cpus: number;
   debugExit: boolean;
   noReboot: boolean;
+  rng?: boolean;
   vmId: string;
   /** serial output goes here when there is no console socket */
   serialOutput: (bytes: Uint8Array) => void;
@@ -175,6 +176,7 @@ export class GuestRunner {
           memory: o.memory,
           cpus: o.cpus,
           debugExit: o.debugExit,
+          rng: o.rng ?? false,
           serialOutput: output,
         });
         this.machine.start();
