@@ -208,7 +208,7 @@ export class Machine {
 
     // 4. ACPI tables (the FADT, DSDT and MADT describe the devices above and the vCPUs
     //    below), then the kernel, initrd and boot information
-    const { rsdp } = writeAcpiTables(this.memory, { cpus: config.cpus });
+    const { rsdp } = writeAcpiTables(this.memory, { cpus: config.cpus, pci: { routes: this.pci.intxRoutes() } });
     const boot = this.loadKernel(rsdp);
 
     // 5. vCPUs; KVM keeps the APs waiting for INIT/SIPI from the BSP

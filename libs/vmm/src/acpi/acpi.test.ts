@@ -5,7 +5,10 @@ import { E820_RESERVED, MIB, e820Map } from '../memory/layout.js';
 import { VmmError } from '../errors.js';
 import { writeAcpiTables } from './acpi.js';
 import { device, eisaId, name } from './aml.js';
+import { motherboardResources, pciHostBridge } from './dsdt.js';
 import { sdt } from './sdt.js';
+import { mcfg } from './tables.js';
+import { pciIntxRoutes } from '../pci/intx.js';
 
 interface Found {
   signature: string;
@@ -152,4 +155,77 @@ test('writeAcpiTables() refuses tables that outgrow the ACPI area', () => {
     () => writeAcpiTables(mem, { cpus: 1, tables: [sdt('HUGE', 1, new Uint8Array(0x10000))] }),
     (e: unknown) => e instanceof VmmError && e.code === 'INVALID_CONFIG' && /area holds 65536/.test(e.message),
   );
+});
+
+/** The FADT's IAPC_BOOT_ARCH MSI Not Supported bit. */
+const msiNotSupported = (found: Found[]) =>
+  (new DataView(found.find((f) => f.signature === 'FACP')!.bytes.buffer).getUint16(109, true) >> 3) & 1;
+
+test('writeAcpiTables() with pci lists the MCFG after the MADT, with one ECAM window for buses 0-255', () => {
+  const mem = GuestMemory.anonymous(64 * MIB);
+  const extra = sdt('SSDT', 2, new Uint8Array(4));
+
+  const found = walk(mem, writeAcpiTables(mem, { cpus: 2, pci: { routes: pciIntxRoutes() }, tables: [extra] }).rsdp);
+
+  assert.deepEqual(found.map((f) => f.signature), ['RSDP', 'XSDT', 'FACP', 'FACS', 'DSDT', 'APIC', 'MCFG', 'SSDT']);
+  const table = found.find((f) => f.signature === 'MCFG')!.bytes;
+  assert.deepEqual(table, mcfg([{ base: 0xe0000000, segment: 0, startBus: 0, endBus: 255 }]));
+  assert.equal(sum(table), 0);
+});
+
+test('writeAcpiTables() with pci puts PCI0, with the routes as its _PRT, and MRES in the DSDT', () => {
+  const mem = GuestMemory.anonymous(64 * MIB);
+  const routes = pciIntxRoutes();
+  const vio = device('VIO0', name('_HID', eisaId('LNR0005')));
+
+  const found = walk(mem, writeAcpiTables(mem, { cpus: 1, pci: { routes }, devices: [vio] }).rsdp);
+
+  const dsdt = found.find((f) => f.signature === 'DSDT')!.bytes;
+  const tail = [pciHostBridge({ routes }), motherboardResources(), vio];
+  const length = tail.reduce((n, t) => n + t.length, 0);
+  assert.deepEqual([...dsdt.subarray(dsdt.length - length)], tail.flatMap((t) => [...t]));
+});
+
+test('writeAcpiTables() with pci lays its tables out in reserved memory without overlap', () => {
+  const mem = GuestMemory.anonymous(64 * MIB);
+  const reserved = e820Map(64 * MIB).filter((e) => e.type === E820_RESERVED);
+
+  const found = walk(mem, writeAcpiTables(mem, { cpus: 255, pci: { routes: pciIntxRoutes() } }).rsdp);
+
+  const sorted = found.sort((a, b) => a.addr - b.addr);
+  for (const [i, f] of sorted.entries()) {
+    const end = f.addr + f.bytes.length;
+    assert.ok(reserved.some((e) => f.addr >= e.addr && end <= e.addr + e.size), `${f.signature} in reserved memory`);
+    if (i > 0) assert.ok(f.addr >= sorted[i - 1]!.addr + sorted[i - 1]!.bytes.length, `${f.signature} overlaps`);
+  }
+});
+
+test('writeAcpiTables() says MSI works with pci unless told otherwise, and not without pci', () => {
+  const tables = (options: Omit<Parameters<typeof writeAcpiTables>[1], 'cpus'>) => {
+    const mem = GuestMemory.anonymous(64 * MIB);
+    return walk(mem, writeAcpiTables(mem, { cpus: 1, ...options }).rsdp);
+  };
+  const pci = { routes: pciIntxRoutes() };
+
+  assert.equal(msiNotSupported(tables({})), 1);
+  assert.equal(msiNotSupported(tables({ pci })), 0);
+  assert.equal(msiNotSupported(tables({ pci, msi: false })), 1);
+  assert.equal(msiNotSupported(tables({ msi: true })), 0);
+});
+
+test('writeAcpiTables() refuses PCI routes the _PRT and the IOAPIC cannot carry', () => {
+  const mem = GuestMemory.anonymous(64 * MIB);
+  const refuses = (routes: { slot: number; pin: number; gsi: number }[], why: RegExp) =>
+    assert.throws(
+      () => writeAcpiTables(mem, { cpus: 1, pci: { routes } }),
+      (e: unknown) => e instanceof VmmError && e.code === 'INVALID_CONFIG' && why.test(e.message),
+      JSON.stringify(routes),
+    );
+
+  refuses([{ slot: 32, pin: 0, gsi: 16 }], /slots are 0-31/);
+  refuses([{ slot: 1, pin: 4, gsi: 16 }], /pins 0 \(INTA#\) to 3/);
+  refuses([{ slot: 1, pin: 0, gsi: 9 }], /GSIs 16-23/);
+  refuses([{ slot: 1, pin: 0, gsi: 24 }], /GSIs 16-23/);
+  refuses([{ slot: 1, pin: 0, gsi: 16 }, { slot: 1, pin: 0, gsi: 17 }], /already routed/);
+  assert.doesNotThrow(() => writeAcpiTables(mem, { cpus: 1, pci: { routes: [] } }));
 });

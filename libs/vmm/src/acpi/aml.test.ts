@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   buffer,
   device,
+  dwordMemory,
   eisaId,
   eisaIdValue,
   integer,
@@ -16,10 +17,13 @@ import {
   ones,
   pkg,
   pkgLength,
+  qwordMemory,
   resourceTemplate,
   returnValue,
   scope,
   string,
+  wordBusNumber,
+  wordIo,
 } from './aml.js';
 
 /** Bytes from a hex string such as "08 5f 53 35 5f". */
@@ -154,4 +158,86 @@ test('resourceTemplate() ends the descriptors with an End Tag inside a Buffer', 
 
   // BufferOp PkgLength(16) BufferSize(13) | IO | IRQNoFlags | EndTag checksum 0
   assert.deepEqual(crs, hex('11 10 0a 0d 47 01 f8 03 f8 03 01 08 22 10 00 79 00'));
+});
+
+test('pkg() nests packages, as a _PRT is a Package of Packages', () => {
+  const prt = pkg(
+    pkg(integer(0xffff), integer(0), integer(0), integer(16)),
+    pkg(integer(0x1ffff), integer(3), integer(0), integer(23)),
+  );
+
+  // PackageOp PkgLength NumElements(2) | PackageOp PkgLength(9) NumElements(4) 0xFFFF Zero Zero 0x10
+  //                                    | PackageOp PkgLength(12) NumElements(4) 0x1FFFF 0x03 Zero 0x17
+  assert.deepEqual(prt, hex('12 19 02  12 09 04 0b ff ff 00 00 0a 10  12 0c 04 0c ff ff 01 00 0a 03 00 0a 17'));
+  const entry = (i: number) => pkg(integer(((i >> 2) << 16) | 0xffff), integer(i & 3), integer(0), integer(16));
+  const many = pkg(...Array.from({ length: 128 }, (_, i) => entry(i)));
+  assert.equal(many[0], 0x12);
+  assert.equal(many[1]! >> 6, 1, 'a two-byte PkgLength once the body passes 63 bytes');
+  assert.equal(many[3], 128, 'NumElements');
+});
+
+// Address space descriptors: tag, length of the rest (LE16), Resource Type, General Flags
+// (bit 0 consumer, 1 _DEC, 2 _MIF, 3 _MAF), Type Specific Flags, then _GRA _MIN _MAX _TRA _LEN.
+
+test('wordBusNumber() is the 16-byte Word Address Space Descriptor of resource type 2', () => {
+  // WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, 0, 0xFF, 0, 0x100)
+  assert.deepEqual(
+    wordBusNumber({ producer: true, min: 0, max: 0xff }),
+    hex('88 0d 00 02 0c 00  0000 0000 ff00 0000 0001'),
+  );
+});
+
+test('wordIo() is the Word Address Space Descriptor of resource type 1 with _RNG in the type flags', () => {
+  // WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange, 0, 0xD00, 0xFFFF, 0, 0xF300)
+  assert.deepEqual(wordIo({ producer: true, min: 0xd00, max: 0xffff }), hex('88 0d 00 01 0c 03  0000 000d ffff 0000 00f3'));
+  // WordIO (ResourceConsumer, MinNotFixed, MaxNotFixed, SubDecode, ISAOnlyRanges, 0, 0x100, 0x1FF, 0, 0x10)
+  assert.deepEqual(
+    wordIo({ min: 0x100, max: 0x1ff, length: 0x10, fixed: false, subtractive: true, ranges: 'isa' }),
+    hex('88 0d 00 01 03 02  0000 0001 ff01 0000 1000'),
+  );
+  assert.deepEqual(wordIo({ min: 0, max: 0xcf7, ranges: 'non-isa' }).subarray(3, 6), hex('01 0d 01'));
+});
+
+test('dwordMemory() is the 26-byte DWord Address Space Descriptor with _MEM and _RW in the type flags', () => {
+  // DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
+  //              0, 0xC0000000, 0xCFFFFFFF, 0, 0x10000000)
+  assert.deepEqual(
+    dwordMemory({ producer: true, min: 0xc0000000, max: 0xcfffffff }),
+    hex('87 17 00 00 0c 01  00000000 000000c0 ffffffcf 00000000 00000010'),
+  );
+  const flags = (caching: 'cacheable' | 'write-combining' | 'prefetchable', readOnly: boolean) =>
+    dwordMemory({ min: 0, max: 0xfff, caching, readOnly })[5];
+  assert.equal(flags('cacheable', false), 0b011);
+  assert.equal(flags('write-combining', false), 0b101);
+  assert.equal(flags('prefetchable', true), 0b110);
+});
+
+test('qwordMemory() is the 46-byte QWord Address Space Descriptor and takes 64-bit values', () => {
+  // QWordMemory (ResourceConsumer, PosDecode, MinFixed, MaxFixed, Prefetchable, ReadOnly,
+  //              0, 0x100000000, 0x1FFFFFFFF, 0, 0x100000000)
+  assert.deepEqual(
+    qwordMemory({ min: 0x1_0000_0000, max: 0x1_ffff_ffff, caching: 'prefetchable', readOnly: true }),
+    hex(`8a 2b 00 00 0d 06  0000000000000000 0000000001000000 ffffffff01000000
+         0000000000000000 0000000001000000`),
+  );
+  const top = qwordMemory({ min: 0xffff_ffff_0000_0000n, max: 0xffff_ffff_ffff_ffffn });
+  assert.deepEqual(top.subarray(22, 30), hex('ff ff ff ff ff ff ff ff'), '_MAX');
+  assert.deepEqual(top.subarray(38, 46), hex('00 00 00 00 01 00 00 00'), '_LEN');
+});
+
+test('address space descriptors refuse values that do not fit and fixed ranges of the wrong length', () => {
+  assert.throws(() => wordIo({ min: 0, max: 0x10000 }), RangeError);
+  assert.throws(() => dwordMemory({ min: 0, max: 0x1_0000_0000 }), RangeError);
+  assert.throws(() => wordBusNumber({ min: 0x10, max: 0x0f }), RangeError);
+  assert.throws(() => wordBusNumber({ min: 0, max: 0xff, length: 0x80 }), RangeError);
+  assert.throws(() => qwordMemory({ min: -1, max: 0 }), RangeError);
+  assert.throws(() => qwordMemory({ min: 0, max: 1n << 64n }), RangeError);
+  assert.throws(() => dwordMemory({ min: 0.5, max: 1 }), RangeError);
+});
+
+test('resourceTemplate() takes large descriptors too', () => {
+  const crs = resourceTemplate(wordBusNumber({ producer: true, min: 0, max: 0xff }));
+
+  // BufferOp PkgLength(21) BufferSize(18) | WordBusNumber | EndTag
+  assert.deepEqual(crs, hex('11 15 0a 12 88 0d 00 02 0c 00 0000 0000 ff00 0000 0001 79 00'));
 });

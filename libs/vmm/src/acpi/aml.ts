@@ -3,7 +3,8 @@
  *
  * Written from the ACPI specification, "ACPI Machine Language (AML) Specification" (the AML
  * grammar: name strings, package lengths, data objects, named objects) and "Resource Data
- * Types for ACPI" (the small resource descriptors). Every function is pure and returns the
+ * Types for ACPI" (the small resource descriptors, and the large Word/DWord/QWord Address
+ * Space Descriptors a PCI host bridge's _CRS needs). Every function is pure and returns the
  * encoded bytes; a caller builds a definition block by nesting them, as ASL nests:
  *
  *   scope('\\_SB', device('COM1', name('_HID', eisaId('PNP0501')), ...))
@@ -39,6 +40,29 @@ export const RES_IRQ_NO_FLAGS = 0x22; // type 0x04, length 2
 export const RES_IRQ = 0x23; // type 0x04, length 3
 export const RES_IO_PORT = 0x47; // type 0x08, length 7
 export const RES_END_TAG = 0x79; // type 0x0f, length 1
+// Large resource descriptors (byte 0 = 0x80 | type, then the length of the rest, 16 bits LE).
+export const RES_DWORD_ADDRESS_SPACE = 0x87;
+export const RES_WORD_ADDRESS_SPACE = 0x88;
+export const RES_QWORD_ADDRESS_SPACE = 0x8a;
+/** Address space descriptor Resource Type */
+export const RES_ADDRESS_MEMORY = 0;
+export const RES_ADDRESS_IO = 1;
+export const RES_ADDRESS_BUS_NUMBER = 2;
+/** Address space descriptor General Flags */
+export const RES_ADDRESS_CONSUMER = 0x01; // clear: ResourceProducer (a bridge's window)
+export const RES_ADDRESS_SUB_DECODE = 0x02; // _DEC
+export const RES_ADDRESS_MIN_FIXED = 0x04; // _MIF
+export const RES_ADDRESS_MAX_FIXED = 0x08; // _MAF
+/** I/O range Type Specific Flags: _RNG */
+export const RES_IO_RANGE_NON_ISA = 0x01;
+export const RES_IO_RANGE_ISA = 0x02;
+export const RES_IO_RANGE_ENTIRE = 0x03;
+/** Memory range Type Specific Flags: _RW in bit 0, _MEM in bits 2-1 */
+export const RES_MEMORY_READ_WRITE = 0x01;
+export const RES_MEMORY_NON_CACHEABLE = 0 << 1;
+export const RES_MEMORY_CACHEABLE = 1 << 1;
+export const RES_MEMORY_WRITE_COMBINING = 2 << 1;
+export const RES_MEMORY_PREFETCHABLE = 3 << 1;
 /** IO descriptor information byte: the device decodes all 16 address bits */
 export const RES_IO_DECODE16 = 0x01;
 /** IRQ descriptor flags */
@@ -305,4 +329,130 @@ export function irq(options: IrqOptions, ...irqs: readonly number[]): Uint8Array
   const flags =
     (options.edge ? RES_IRQ_EDGE : 0) | (options.activeLow ? RES_IRQ_ACTIVE_LOW : 0) | (options.shared ? RES_IRQ_SHARED : 0);
   return Uint8Array.of(RES_IRQ, mask & 0xff, mask >> 8, flags);
+}
+
+export interface AddressSpaceOptions {
+  /** the lowest address (_MIN) */
+  min: number | bigint;
+  /** the highest address (_MAX) */
+  max: number | bigint;
+  /** the range's length (_LEN); default max - min + 1, the only length a fixed range may have */
+  length?: number | bigint;
+  /** _GRA; default 0 */
+  granularity?: number | bigint;
+  /** _TRA: what to add to a bus-side address to get the primary-side one; default 0 */
+  translation?: number | bigint;
+  /** ResourceProducer: a bridge's window that its children's resources come from. Default
+   * false: ResourceConsumer, the device's own range, as in ASL. */
+  producer?: boolean;
+  /** _MIF and _MAF, both: the range cannot move; default true */
+  fixed?: boolean;
+  /** SubDecode (_DEC): a subtractive-decode bridge; default false (PosDecode) */
+  subtractive?: boolean;
+}
+
+export type IoRanges = 'entire' | 'isa' | 'non-isa';
+
+export interface IoAddressSpaceOptions extends AddressSpaceOptions {
+  /** which ISA-aliased ranges it decodes (_RNG); default 'entire' (EntireRange) */
+  ranges?: IoRanges;
+}
+
+export type MemoryCaching = 'non-cacheable' | 'cacheable' | 'write-combining' | 'prefetchable';
+
+export interface MemoryAddressSpaceOptions extends AddressSpaceOptions {
+  /** _MEM; default 'non-cacheable' (NonCacheable), as in ASL */
+  caching?: MemoryCaching;
+  /** _RW clear (ReadOnly); default false: ReadWrite */
+  readOnly?: boolean;
+}
+
+const IO_RANGES: Record<IoRanges, number> = {
+  entire: RES_IO_RANGE_ENTIRE,
+  isa: RES_IO_RANGE_ISA,
+  'non-isa': RES_IO_RANGE_NON_ISA,
+};
+
+const MEMORY_CACHING: Record<MemoryCaching, number> = {
+  'non-cacheable': RES_MEMORY_NON_CACHEABLE,
+  cacheable: RES_MEMORY_CACHEABLE,
+  'write-combining': RES_MEMORY_WRITE_COMBINING,
+  prefetchable: RES_MEMORY_PREFETCHABLE,
+};
+
+/**
+ * A Word, DWord or QWord Address Space Descriptor ("Resource Data Types for ACPI", Large
+ * Resource Data Type): tag, length of the rest (3 + 5 fields of `size` bytes), Resource Type,
+ * General Flags, Type Specific Flags, then _GRA, _MIN, _MAX, _TRA and _LEN little-endian. No
+ * ResourceSource follows. A range with fixed ends must be exactly max - min + 1 long.
+ */
+function addressSpace(
+  tag: number,
+  size: 2 | 4 | 8,
+  resourceType: number,
+  typeFlags: number,
+  o: AddressSpaceOptions,
+): Uint8Array {
+  const what = `${{ 2: 'Word', 4: 'DWord', 8: 'QWord' }[size]} address space descriptor`;
+  const limit = (1n << BigInt(8 * size)) - 1n;
+  const value = (field: string, v: number | bigint): bigint => {
+    if (typeof v === 'number' && !Number.isSafeInteger(v)) throw new RangeError(`${what} ${field} ${v} is not an integer`);
+    const b = BigInt(v);
+    if (b < 0n || b > limit) throw new RangeError(`${what} ${field} ${v} does not fit`);
+    return b;
+  };
+  const min = value('min', o.min);
+  const max = value('max', o.max);
+  if (max < min) throw new RangeError(`${what} max ${o.max} is below min ${o.min}`);
+  const length = value('length', o.length ?? max - min + 1n);
+  const fixed = o.fixed ?? true;
+  if (fixed && length !== max - min + 1n) {
+    throw new RangeError(`${what} with fixed ends has length ${length}, not max - min + 1 = ${max - min + 1n}`);
+  }
+  const fields = [
+    value('granularity', o.granularity ?? 0),
+    min,
+    max,
+    value('translation', o.translation ?? 0),
+    length,
+  ];
+  const generalFlags =
+    (o.producer ? 0 : RES_ADDRESS_CONSUMER) |
+    (o.subtractive ? RES_ADDRESS_SUB_DECODE : 0) |
+    (fixed ? RES_ADDRESS_MIN_FIXED | RES_ADDRESS_MAX_FIXED : 0);
+  const out = new Uint8Array(6 + 5 * size);
+  const dv = new DataView(out.buffer);
+  dv.setUint8(0, tag);
+  dv.setUint16(1, out.length - 3, true);
+  dv.setUint8(3, resourceType);
+  dv.setUint8(4, generalFlags);
+  dv.setUint8(5, typeFlags);
+  fields.forEach((v, i) => {
+    for (let b = 0; b < size; b++) out[6 + i * size + b] = Number((v >> BigInt(8 * b)) & 0xffn);
+  });
+  return out;
+}
+
+/** WordBusNumber(...): a range of bus numbers (a host bridge's: the buses below it). */
+export function wordBusNumber(options: AddressSpaceOptions): Uint8Array {
+  return addressSpace(RES_WORD_ADDRESS_SPACE, 2, RES_ADDRESS_BUS_NUMBER, 0, options);
+}
+
+/** WordIO(...): a range of I/O ports. */
+export function wordIo(options: IoAddressSpaceOptions): Uint8Array {
+  return addressSpace(RES_WORD_ADDRESS_SPACE, 2, RES_ADDRESS_IO, IO_RANGES[options.ranges ?? 'entire'], options);
+}
+
+function memoryFlags(o: MemoryAddressSpaceOptions): number {
+  return MEMORY_CACHING[o.caching ?? 'non-cacheable'] | (o.readOnly ? 0 : RES_MEMORY_READ_WRITE);
+}
+
+/** DWordMemory(...): a range of memory addresses below 4 GiB. */
+export function dwordMemory(options: MemoryAddressSpaceOptions): Uint8Array {
+  return addressSpace(RES_DWORD_ADDRESS_SPACE, 4, RES_ADDRESS_MEMORY, memoryFlags(options), options);
+}
+
+/** QWordMemory(...): a range of memory addresses anywhere in 64 bits (past 2^53, bigints). */
+export function qwordMemory(options: MemoryAddressSpaceOptions): Uint8Array {
+  return addressSpace(RES_QWORD_ADDRESS_SPACE, 8, RES_ADDRESS_MEMORY, memoryFlags(options), options);
 }

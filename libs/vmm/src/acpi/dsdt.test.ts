@@ -1,7 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PC_LEGACY_DEVICES, dsdt, isaDevice, sleepStateS5 } from './dsdt.js';
-import { device, eisaId, name } from './aml.js';
+import {
+  PC_LEGACY_DEVICES,
+  dsdt,
+  isaDevice,
+  motherboardResources,
+  pciHostBridge,
+  pciHostBridgeResources,
+  pciRoutingTable,
+  sleepStateS5,
+} from './dsdt.js';
+import { pciIntxRoutes } from '../pci/intx.js';
+import { concat, device, eisaId, integer, name, pkg } from './aml.js';
 
 function hex(text: string): Uint8Array {
   return Uint8Array.from(text.replace(/\s+/g, '').match(/../g) ?? [], (h) => parseInt(h, 16));
@@ -77,4 +87,95 @@ test('dsdt() appends more devices inside \\_SB', () => {
   assert.equal(indexOf(t, extra) + extra.length, t.length, 'the last thing in the table');
   assert.equal(scopeAfterS5(t).end, t.length, 'and inside \\_SB');
   assert.equal(sum(t), 0);
+});
+
+const TWO_ROUTES = [
+  { slot: 0, pin: 0, gsi: 16 },
+  { slot: 1, pin: 3, gsi: 20 },
+];
+
+test('pciHostBridgeResources() is the bus range, the config ports and the I/O and memory windows', () => {
+  assert.deepEqual(
+    pciHostBridgeResources(),
+    hex(`11 48 05 0a 54
+         88 0d 00 02 0c 00 0000 0000 ff00 0000 0001
+         47 01 f8 0c f8 0c 01 08
+         88 0d 00 01 0c 03 0000 0000 f70c 0000 f80c
+         88 0d 00 01 0c 03 0000 000d ffff 0000 00f3
+         87 17 00 00 0c 01 00000000 000000c0 ffffffcf 00000000 00000010
+         79 00`),
+  );
+});
+
+test('pciHostBridge() encodes \\_SB.PCI0 as iasl compiles the same ASL', () => {
+  // Device (PCI0) { Name (_HID, EisaId ("PNP0A08")) Name (_CID, EisaId ("PNP0A03"))
+  //   Name (_SEG, 0) Name (_BBN, 0) Name (_UID, 0) Name (_CRS, ResourceTemplate () { ... })
+  //   Name (_PRT, Package () { Package () { 0xFFFF, 0, 0, 16 }, Package () { 0x1FFFF, 3, 0, 20 } }) }
+  assert.deepEqual(
+    pciHostBridge({ routes: TWO_ROUTES }),
+    concat(
+      hex(`5b 82 49 0a 50 43 49 30
+           08 5f 48 49 44 0c 41 d0 0a 08
+           08 5f 43 49 44 0c 41 d0 0a 03
+           08 5f 53 45 47 00
+           08 5f 42 42 4e 00
+           08 5f 55 49 44 00
+           08 5f 43 52 53`),
+      pciHostBridgeResources(),
+      hex('08 5f 50 52 54 12 19 02 12 09 04 0b ff ff 00 00 0a 10 12 0c 04 0c ff ff 01 00 0a 03 00 0a 14'),
+    ),
+  );
+});
+
+test('pciRoutingTable() has one Package { 0xSSSSFFFF, pin, 0, GSI } per route, in order', () => {
+  const routes = pciIntxRoutes();
+  const prt = pciRoutingTable(routes);
+
+  assert.deepEqual(prt.subarray(0, 5), hex('08 5f 50 52 54'), 'Name (_PRT');
+  assert.equal(prt[5], 0x12, 'PackageOp');
+  const follow = prt[6]! >> 6;
+  assert.equal(prt[7 + follow], routes.length, 'NumElements');
+  let at = 8 + follow;
+  for (const r of routes) {
+    const entry = pkg(integer(r.address), integer(r.pin), integer(0), integer(r.gsi));
+    assert.deepEqual(prt.subarray(at, at + entry.length), entry, `slot ${r.slot} pin ${r.pin}`);
+    at += entry.length;
+  }
+  assert.equal(at, prt.length);
+  assert.throws(() => pciRoutingTable([{ slot: 32, pin: 0, gsi: 16 }]), RangeError);
+  assert.throws(() => pciRoutingTable([{ slot: 0, pin: 4, gsi: 16 }]), RangeError);
+});
+
+test('motherboardResources() reserves the 256 MiB ECAM window at 0xE0000000 as a PNP0C02 device', () => {
+  // Device (MRES) { Name (_HID, EisaId ("PNP0C02")) Name (_CRS, ResourceTemplate () {
+  //   DWordMemory (ResourceConsumer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
+  //                0, 0xE0000000, 0xEFFFFFFF, 0, 0x10000000) }) }
+  assert.deepEqual(
+    motherboardResources(),
+    hex(`5b 82 34 4d 52 45 53
+         08 5f 48 49 44 0c 41 d0 0c 02
+         08 5f 43 52 53 11 1f 0a 1c
+         87 17 00 00 0d 01 00000000 000000e0 ffffffef 00000000 00000010
+         79 00`),
+  );
+});
+
+test('dsdt() with pci puts PCI0 and MRES in \\_SB after the legacy devices and before extra devices', () => {
+  const extra = device('VIO0', name('_HID', eisaId('LNR0005')));
+  const t = dsdt({ pci: { routes: TWO_ROUTES }, devices: [extra] });
+  const pci0 = indexOf(t, pciHostBridge({ routes: TWO_ROUTES }));
+  const mres = indexOf(t, motherboardResources());
+
+  assert.ok(pci0 > indexOf(t, isaDevice(PC_LEGACY_DEVICES.at(-1)!)), 'PCI0 after the legacy devices');
+  assert.equal(mres, pci0 + pciHostBridge({ routes: TWO_ROUTES }).length, 'MRES right after PCI0');
+  assert.equal(indexOf(t, extra), mres + motherboardResources().length, 'then the extra devices');
+  assert.equal(scopeAfterS5(t).end, t.length, 'all inside \\_SB');
+  assert.equal(sum(t), 0);
+});
+
+test('dsdt() without pci has no PCI0 and no MRES', () => {
+  const t = dsdt();
+
+  assert.equal(indexOf(t, hex('50 43 49 30')), -1, 'PCI0');
+  assert.equal(indexOf(t, hex('4d 52 45 53')), -1, 'MRES');
 });

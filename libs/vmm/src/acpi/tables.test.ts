@@ -1,6 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { facs, fadt, madt, madtEntryCount, rsdp, xsdt, type FadtOptions } from './tables.js';
+import {
+  IOAPIC_GSI_BASE,
+  IOAPIC_PINS,
+  facs,
+  fadt,
+  madt,
+  madtEntryCount,
+  mcfg,
+  mcfgSize,
+  rsdp,
+  xsdt,
+  type FadtOptions,
+} from './tables.js';
+import { pciIntxRoutes } from '../pci/intx.js';
 import { checksum } from './sdt.js';
 
 const sum = (bytes: Uint8Array) => bytes.reduce((s, b) => (s + b) & 0xff, 0);
@@ -187,4 +200,52 @@ test('madt() describes the IOAPIC, the PIT and SCI overrides and LINT1 as NMI', 
     ],
   );
   assert.deepEqual(nmis, [[4, 6, 0xff, 0, 0, 1]], 'all processors, LINT1');
+});
+
+test('madt() leaves GSIs 16-23 to PCI: the IOAPIC covers them and no override touches them', () => {
+  const entries = madtEntries(madt({ cpus: 1, sciIrq: 9 }));
+  const ioapics = entries.filter(([type]) => type === 1).map(([, e]) => view(e));
+  const overrides = entries.filter(([type]) => type === 2).map(([, e]) => view(e));
+
+  assert.equal(ioapics.length, 1, 'one IOAPIC');
+  assert.equal(ioapics[0]!.getUint32(8, true), IOAPIC_GSI_BASE);
+  assert.equal(IOAPIC_GSI_BASE, 0);
+  assert.equal(IOAPIC_PINS, 24, "KVM's in-kernel IOAPIC");
+  for (const o of overrides) {
+    assert.ok(o.getUint8(3) < 16 && o.getUint32(4, true) < 16, `override of IRQ ${o.getUint8(3)} stays in the ISA GSIs`);
+  }
+  for (const r of pciIntxRoutes()) {
+    assert.ok(r.gsi >= 16 && r.gsi < IOAPIC_GSI_BASE + IOAPIC_PINS, `slot ${r.slot} pin ${r.pin}: GSI ${r.gsi}`);
+  }
+});
+
+test('mcfg() is a revision-1 MCFG: 8 reserved bytes, then one 16-byte allocation each', () => {
+  const t = mcfg([{ base: 0xe0000000, segment: 0, startBus: 0, endBus: 255 }]);
+  const dv = view(t);
+
+  assert.equal(text(t, 0, 4), 'MCFG');
+  assert.equal(t.length, 60);
+  assert.equal(mcfgSize(1), 60);
+  assert.equal(dv.getUint32(4, true), 60);
+  assert.equal(t[8], 1, 'revision');
+  assert.equal(sum(t), 0);
+  assert.equal(dv.getBigUint64(36, true), 0n, 'reserved');
+  assert.deepEqual([...t.subarray(44, 60)], [0, 0, 0, 0xe0, 0, 0, 0, 0, 0, 0, 0, 255, 0, 0, 0, 0]);
+});
+
+test('mcfg() writes each allocation and refuses bus ranges and bases ECAM cannot have', () => {
+  const t = mcfg([
+    { base: 0xe0000000, segment: 0, startBus: 0, endBus: 0x7f },
+    { base: 0x1_0000_0000, segment: 1, startBus: 0x10, endBus: 0x1f },
+  ]);
+  const dv = view(t);
+
+  assert.equal(t.length, 44 + 32);
+  assert.equal(dv.getBigUint64(60, true), 0x1_0000_0000n);
+  assert.equal(dv.getUint16(68, true), 1, 'segment');
+  assert.deepEqual([t[70], t[71]], [0x10, 0x1f]);
+  assert.throws(() => mcfg([{ base: 0xe0000000, segment: 0, startBus: 1, endBus: 0 }]), RangeError);
+  assert.throws(() => mcfg([{ base: 0xe0000000, segment: 0, startBus: 0, endBus: 256 }]), RangeError);
+  assert.throws(() => mcfg([{ base: 0xe0001000, segment: 0, startBus: 0, endBus: 0 }]), RangeError);
+  assert.throws(() => mcfg([{ base: 0xe0000000, segment: 0x10000, startBus: 0, endBus: 0 }]), RangeError);
 });

@@ -1,12 +1,13 @@
 /**
- * The fixed-layout ACPI tables of a vmctl machine: RSDP, XSDT, FADT, FACS and MADT. Each is a
- * pure function from the platform's facts (and the guest addresses of the tables it points
- * at) to the table's bytes, checksum included. The DSDT, which is AML, is in dsdt.ts; where
+ * The fixed-layout ACPI tables of a vmctl machine: RSDP, XSDT, FADT, FACS, MADT and MCFG.
+ * Each is a pure function from the platform's facts (and the guest addresses of the tables it
+ * points at) to the table's bytes, checksum included. The DSDT, which is AML, is in dsdt.ts; where
  * the tables go in guest memory is acpi.ts's business.
  *
  * Written from the ACPI specification (6.3 layouts), "ACPI Software Programming Model":
  * Root System Description Pointer, Extended System Description Table, Fixed ACPI Description
- * Table, Firmware ACPI Control Structure, Multiple APIC Description Table.
+ * Table, Firmware ACPI Control Structure, Multiple APIC Description Table; and the MCFG from
+ * the PCI Firmware Specification 3.x, "MCFG Table Description".
  */
 import { IOAPIC_BASE, LAPIC_BASE } from '../memory/layout.js';
 import { PM1_BASE_PORT, PM1_CNT, PM1_CNT_LEN, PM1_EVT_LEN } from '../devices/legacy/pm1.js';
@@ -285,6 +286,18 @@ export const MPS_INTI_TRIGGER_LEVEL = 0b11 << 2;
  * would also break above 15 vCPUs: KVM keeps only 4 bits of the IOAPIC ID.)
  */
 export const IOAPIC_ID = 0;
+/**
+ * The IOAPIC's first GSI and its number of inputs: KVM's in-kernel IOAPIC has 24
+ * (KVM_IOAPIC_NUM_PINS), GSIs 0-23.
+ */
+export const IOAPIC_GSI_BASE = 0;
+export const IOAPIC_PINS = 24;
+/**
+ * GSIs 0-15 are the ISA IRQs (edge-triggered, active high unless an override says otherwise);
+ * the overrides below cover only those. GSIs 16-23 have none, so ACPI gives them the PCI
+ * interrupt's polarity and trigger mode (level, active low) and a _PRT can route to them.
+ */
+export const ISA_IRQ_COUNT = 16;
 /** The ISA IRQ of the PIT, and the IOAPIC pin KVM's in-kernel IOAPIC wires it to. */
 export const PIT_ISA_IRQ = 0;
 export const PIT_GSI = 2;
@@ -325,7 +338,7 @@ export function madt(o: MadtOptions): Uint8Array {
   dv.setUint8(p + 1, IO_APIC_LEN);
   dv.setUint8(p + 2, IOAPIC_ID);
   dv.setUint32(p + 4, IOAPIC_BASE, true);
-  dv.setUint32(p + 8, 0, true); // GSI base: pins 0-23 are GSIs 0-23
+  dv.setUint32(p + 8, IOAPIC_GSI_BASE, true); // pins 0-23 are GSIs 0-23
   p += IO_APIC_LEN;
 
   const override = (source: number, gsi: number, flags: number) => {
@@ -351,4 +364,48 @@ export function madt(o: MadtOptions): Uint8Array {
   p += LOCAL_APIC_NMI_LEN;
 
   return sdt('APIC', MADT_REVISION, body);
+}
+
+// ---------------------------------------------------------------------------------------
+// MCFG: where PCI configuration space is memory-mapped (ECAM). After the header, 8 reserved
+// bytes, then one 16-byte allocation per PCI segment group and bus range.
+
+export const MCFG_REVISION = 1;
+export const MCFG_ALLOCATIONS = 44;
+export const MCFG_ALLOCATION_SIZE = 16;
+
+/** One ECAM window: bus `startBus`'s configuration space is at `base` + startBus << 20. */
+export interface McfgAllocation {
+  /** the address of bus 0's configuration space (even when startBus is not 0) */
+  base: number;
+  /** the PCI segment group (_SEG of the host bridge) */
+  segment: number;
+  startBus: number;
+  endBus: number;
+}
+
+export function mcfgSize(allocations: number): number {
+  return MCFG_ALLOCATIONS + MCFG_ALLOCATION_SIZE * allocations;
+}
+
+export function mcfg(allocations: readonly McfgAllocation[]): Uint8Array {
+  const body = new Uint8Array(mcfgSize(allocations.length) - SDT_HEADER_SIZE);
+  const dv = new DataView(body.buffer);
+  allocations.forEach((a, i) => {
+    const bus = (b: number) => Number.isInteger(b) && b >= 0 && b <= 0xff;
+    const segment = Number.isInteger(a.segment) && a.segment >= 0 && a.segment <= 0xffff;
+    if (!segment || !bus(a.startBus) || !bus(a.endBus) || a.startBus > a.endBus) {
+      throw new RangeError(`MCFG allocation ${i}: segment ${a.segment}, buses ${a.startBus}-${a.endBus} is not a bus range`);
+    }
+    if (!Number.isSafeInteger(a.base) || a.base < 0 || a.base % (1 << 20) !== 0) {
+      throw new RangeError(`MCFG allocation ${i}: base ${a.base} is not 1 MiB-aligned`);
+    }
+    const p = MCFG_ALLOCATIONS - SDT_HEADER_SIZE + MCFG_ALLOCATION_SIZE * i;
+    dv.setBigUint64(p, BigInt(a.base), true);
+    dv.setUint16(p + 8, a.segment, true);
+    dv.setUint8(p + 10, a.startBus);
+    dv.setUint8(p + 11, a.endBus);
+    // bytes 12-15 reserved
+  });
+  return sdt('MCFG', MCFG_REVISION, body);
 }

@@ -87,12 +87,19 @@ export interface E820Entry {
   type: number;
 }
 
-/** The e820 map given to the guest (PVH memmap and boot_params alike). */
+/**
+ * The e820 map given to the guest (PVH memmap and boot_params alike): the fixed areas below
+ * 1 MiB and the PCI ECAM window, then RAM from 1 MiB up, the last entry ending at the top of
+ * RAM. (An OS sorts the map; Linux does.) The ECAM window is reserved as well as described in
+ * the MCFG: Linux uses an MCFG window only once it finds it reserved, in e820 (early) or by an
+ * ACPI motherboard device.
+ */
 export function e820Map(ramSize: number): E820Entry[] {
   const entries: E820Entry[] = [
     { addr: 0, size: EBDA_START, type: E820_RAM },
     { addr: EBDA_START, size: LEGACY_HOLE_START - EBDA_START, type: E820_RESERVED },
     { addr: ACPI_TABLES_START, size: HIMEM_START - ACPI_TABLES_START, type: E820_RESERVED },
+    { addr: PCI_ECAM_BASE, size: PCI_ECAM_SIZE, type: E820_RESERVED },
   ];
   for (const r of ramRegions(ramSize)) {
     const start = Math.max(r.gpa, HIMEM_START);
