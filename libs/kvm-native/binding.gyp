@@ -15,7 +15,10 @@
         "src/vcpu.cc",
         "src/kick.cc",
         "src/guest_ram.cc",
-        "src/fd.cc"
+        "src/fd.cc",
+        "src/fd_watch.cc",
+        "src/tap.cc",
+        "src/io.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -218,7 +218,103 @@ export function eventfdRead(fd: number): bigint;
 export function eventfdWrite(fd: number, value?: bigint | number): void;
 export function closeFd(fd: number): void;
 
-/** Constants from include/uapi/linux/kvm.h */
+/** What an FdWatch waits for: readable, writable, or either. */
+export type FdWatchEvents = 'r' | 'w' | 'rw';
+
+/**
+ * Calls `callback` on the thread that made it (the main thread or a worker_thread: a uv_poll_t
+ * on that thread's libuv loop) whenever `fd` is ready: the way to hear from an eventfd
+ * (KVM_IOEVENTFD) or a tap fd, which net.Socket and fs streams cannot read. Level-triggered:
+ * while the fd stays ready, the callback comes again on every loop turn, so read until -1/0n
+ * (readv, eventfdRead) or stop(). Created started and ref'd. From watchFd() only.
+ */
+export class FdWatch {
+  readonly fd: number;
+  readonly events: FdWatchEvents;
+  /** polling (started, not stopped, closed, or stopped by a poll error) */
+  readonly active: boolean;
+  /** the callback given to watchFd (held by the object, so the GC sees it) */
+  readonly callback: (this: FdWatch, events: number) => void;
+  /** Polls again after stop(). Throws KvmError uv_poll_init EEXIST if this thread polls the
+   * fd by other means meanwhile, uv_poll_start EBADF after close(). */
+  start(): void;
+  /** Stops polling and releases the libuv handle: no callback comes after it returns (not
+   * even one already pending in this loop turn), and the fd may be closed right after.
+   * Call stop() or close() before closing the fd. */
+  stop(): void;
+  /** Changes what it waits for (also while active). */
+  update(events: FdWatchEvents): void;
+  /** Keep the thread's loop alive while active (the default), like a Node handle. */
+  ref(): this;
+  /** Let the thread end (or the worker exit) even while this watch is active. */
+  unref(): this;
+  hasRef(): boolean;
+  /** stop(), for good: start() throws afterwards. A dropped watch that is not active is
+   * collected like any object; an active one is kept alive by its loop. */
+  close(): void;
+}
+
+/**
+ * Starts watching `fd` on the calling thread's loop. `callback(events)` gets, as a small
+ * integer (no allocation), UV_READABLE | UV_WRITABLE bits (constants.UV_*), or a negative
+ * errno when polling failed (-9, EBADF, for EPOLLERR: e.g. a pipe whose reader is gone or a
+ * tap whose device was deleted); the watch is then stopped. `this` is the FdWatch. Runs
+ * through napi_make_callback: nextTicks and promise reactions run after it, async_hooks see
+ * an "FdWatch" resource, and a throw is an uncaught exception of the thread.
+ * Sets O_NONBLOCK on the fd. One active watch per fd per thread: a second one throws KvmError
+ * uv_poll_init EEXIST; so do fds a Node handle of this thread polls. Regular files cannot be
+ * watched (EPERM). Watches end with their thread (worker exit/terminate) cleanly.
+ */
+export function watchFd(fd: number, events: FdWatchEvents, callback: (this: FdWatch, events: number) => void): FdWatch;
+
+export interface TapOptions {
+  /** IFF_VNET_HDR: every frame is prefixed by a virtio-net header (10 bytes until
+   * tapSetVnetHdrSize; virtio 1.x wants 12) */
+  vnetHdr?: boolean;
+  /** IFF_MULTI_QUEUE: open the same name again for more queues */
+  multiQueue?: boolean;
+}
+
+/**
+ * Opens /dev/net/tun (O_RDWR|O_NONBLOCK|O_CLOEXEC) and attaches it (TUNSETIFF,
+ * IFF_TAP|IFF_NO_PI plus the options) to the tap `name` in the caller's network namespace,
+ * creating it if needed (not persistent: it goes with its last fd). `name` is at most 15
+ * bytes; "" or "tap%d" lets the kernel choose. Returns the fd and the device's name. Read
+ * and write one frame per readv/writev call.
+ */
+export function tapOpen(name: string, opts?: TapOptions): { fd: number; name: string };
+/** TUNSETOFFLOAD: TUN_F_* flags of what the reader (the guest) handles. TSO/UFO need
+ * TUN_F_CSUM; unknown flags are EINVAL. */
+export function tapSetOffload(fd: number, flags: number): void;
+/** TUNSETVNETHDRSZ (at least 10; 12 for virtio 1.x's virtio_net_hdr_v1) */
+export function tapSetVnetHdrSize(fd: number, size: number): void;
+/** TUNGETVNETHDRSZ */
+export function tapGetVnetHdrSize(fd: number): number;
+/** TUNSETQUEUE: attach (true) or detach (false) this queue of a multi-queue tap */
+export function tapSetQueue(fd: number, attached: boolean): void;
+/** TUNGETFEATURES: the IFF_* flags this kernel's TUNSETIFF takes */
+export function tapGetFeatures(): number;
+
+/**
+ * Scatter/gather I/O straight between `fd` and JS memory: each buffer's bytes (its backing
+ * store from byteOffset, byteLength bytes; guest RAM views included) become one iovec, with
+ * no copy. Synchronous, on the calling thread. At most constants.IOV_MAX buffers (RangeError
+ * above). A detached buffer counts as empty. Return the bytes transferred (0 at end of file),
+ * or -1 when the fd is non-blocking and not ready (EAGAIN). Other errors throw KvmError with
+ * the syscall's name (`ioctl: 'readv'`...). Short transfers are the caller's to finish.
+ */
+export function readv(fd: number, buffers: readonly ArrayBufferView[]): number;
+export function writev(fd: number, buffers: readonly ArrayBufferView[]): number;
+/** readv/writev at a file offset (disk images); the fd's position does not move. */
+export function preadv(fd: number, buffers: readonly ArrayBufferView[], offset: number | bigint): number;
+export function pwritev(fd: number, buffers: readonly ArrayBufferView[], offset: number | bigint): number;
+/** fdatasync(2) (a virtio-blk flush) */
+export function fdatasync(fd: number): void;
+/** fallocate(2): mode FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE to discard,
+ * FALLOC_FL_ZERO_RANGE (|KEEP_SIZE) to write zeroes, 0 to allocate */
+export function fallocate(fd: number, mode: number, offset: number | bigint, len: number | bigint): void;
+
+/** Constants from include/uapi/linux/kvm.h (and if_tun.h, falloc.h, libuv's uv.h) */
 export const constants: {
   KVM_API_VERSION: number;
   KVM_EXIT_UNKNOWN: number; KVM_EXIT_EXCEPTION: number; KVM_EXIT_IO: number; KVM_EXIT_HYPERCALL: number;
@@ -246,4 +342,14 @@ export const constants: {
   RUN_SYSTEM_EVENT_TYPE: number;
   RUN_INTERNAL_SUBERROR: number;
   RUN_FAIL_ENTRY_REASON: number;
+  /** TUNSETIFF flags (tapOpen sets them; tapGetFeatures answers with them) */
+  IFF_TAP: number; IFF_NO_PI: number; IFF_VNET_HDR: number; IFF_MULTI_QUEUE: number;
+  /** tapSetOffload flags */
+  TUN_F_CSUM: number; TUN_F_TSO4: number; TUN_F_TSO6: number; TUN_F_TSO_ECN: number; TUN_F_UFO: number;
+  /** fallocate modes */
+  FALLOC_FL_KEEP_SIZE: number; FALLOC_FL_PUNCH_HOLE: number; FALLOC_FL_ZERO_RANGE: number;
+  /** the most buffers readv/writev/preadv/pwritev take (1024) */
+  IOV_MAX: number;
+  /** FdWatch callback bits */
+  UV_READABLE: number; UV_WRITABLE: number;
 };

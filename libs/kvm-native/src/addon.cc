@@ -8,8 +8,11 @@
 #include "common.h"
 #include "constants.h"
 #include "fd.h"
+#include "fd_watch.h"
 #include "guest_ram.h"
+#include "io.h"
 #include "kick.h"
+#include "tap.h"
 
 namespace kvmnative {
 
@@ -43,13 +46,16 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function kvm = Kvm::Define(env);
   Napi::Function vm = Vm::Define(env);
   Napi::Function vcpu = Vcpu::Define(env);
+  Napi::Function fdWatch = FdWatch::Define(env);
   data->kvmCtor = Napi::Persistent(kvm);
   data->vmCtor = Napi::Persistent(vm);
   data->vcpuCtor = Napi::Persistent(vcpu);
+  data->fdWatchCtor = Napi::Persistent(fdWatch);
 
   exports.Set("Kvm", kvm);
   exports.Set("Vm", vm);
   exports.Set("Vcpu", vcpu);
+  exports.Set("FdWatch", fdWatch);
   exports.Set("kickVcpu", Napi::Function::New<KickVcpu>(env, "kickVcpu"));
   exports.Set("mmapGuestRam", Napi::Function::New<MmapGuestRam>(env, "mmapGuestRam"));
   exports.Set("viewGuestRam", Napi::Function::New<ViewGuestRam>(env, "viewGuestRam"));
@@ -58,6 +64,19 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("eventfdRead", Napi::Function::New<EventfdRead>(env, "eventfdRead"));
   exports.Set("eventfdWrite", Napi::Function::New<EventfdWrite>(env, "eventfdWrite"));
   exports.Set("closeFd", Napi::Function::New<CloseFd>(env, "closeFd"));
+  exports.Set("watchFd", Napi::Function::New<FdWatch::WatchFd>(env, "watchFd"));
+  exports.Set("tapOpen", Napi::Function::New<TapOpen>(env, "tapOpen"));
+  exports.Set("tapSetOffload", Napi::Function::New<TapSetOffload>(env, "tapSetOffload"));
+  exports.Set("tapSetVnetHdrSize", Napi::Function::New<TapSetVnetHdrSize>(env, "tapSetVnetHdrSize"));
+  exports.Set("tapGetVnetHdrSize", Napi::Function::New<TapGetVnetHdrSize>(env, "tapGetVnetHdrSize"));
+  exports.Set("tapSetQueue", Napi::Function::New<TapSetQueue>(env, "tapSetQueue"));
+  exports.Set("tapGetFeatures", Napi::Function::New<TapGetFeatures>(env, "tapGetFeatures"));
+  exports.Set("readv", Napi::Function::New<Readv>(env, "readv"));
+  exports.Set("writev", Napi::Function::New<Writev>(env, "writev"));
+  exports.Set("preadv", Napi::Function::New<Preadv>(env, "preadv"));
+  exports.Set("pwritev", Napi::Function::New<Pwritev>(env, "pwritev"));
+  exports.Set("fdatasync", Napi::Function::New<Fdatasync>(env, "fdatasync"));
+  exports.Set("fallocate", Napi::Function::New<Fallocate>(env, "fallocate"));
   exports.Set("setErrorClass", Napi::Function::New<SetErrorClass>(env, "setErrorClass"));
   exports.Set("constants", MakeConstants(env));
   exports.Set("kickSignal", Napi::Number::New(env, KickSignal()));

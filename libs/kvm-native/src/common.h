@@ -15,6 +15,7 @@ struct AddonData {
   Napi::FunctionReference kvmCtor;
   Napi::FunctionReference vmCtor;
   Napi::FunctionReference vcpuCtor;
+  Napi::FunctionReference fdWatchCtor;
 };
 
 AddonData& Data(Napi::Env env);

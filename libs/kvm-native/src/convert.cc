@@ -51,6 +51,11 @@ uint32_t OptU32(Napi::Env env, const Napi::Value& v, uint32_t fallback, const ch
   return v.IsUndefined() ? fallback : ToU32(env, v, what);
 }
 
+bool OptBool(const Napi::Object& obj, const char* key) {
+  Napi::Value v = obj.Get(key);
+  return !v.IsUndefined() && v.ToBoolean().Value();
+}
+
 static Napi::BigInt Big(Napi::Env env, uint64_t v) {
   return Napi::BigInt::New(env, v);
 }

@@ -23,6 +23,8 @@ inline uint32_t ToU32(Napi::Env env, const Napi::Value& v, const char* what) {
 }
 // An optional argument: `fallback` when undefined.
 uint32_t OptU32(Napi::Env env, const Napi::Value& v, uint32_t fallback, const char* what);
+// An optional boolean property: false when missing, otherwise its truthiness.
+bool OptBool(const Napi::Object& obj, const char* key);
 
 Napi::Object RegsToJs(Napi::Env env, const kvm_regs& r);
 void RegsFromJs(Napi::Env env, const Napi::Object& o, kvm_regs& r);

@@ -4,6 +4,11 @@
 // uapi headers, as installed by Debian's linux-libc-dev:
 //   include/uapi/linux/kvm.h             -> /usr/include/linux/kvm.h
 //   arch/x86/include/uapi/asm/kvm.h      -> /usr/include/x86_64-linux-gnu/asm/kvm.h
+//   include/uapi/linux/if_tun.h          -> /usr/include/linux/if_tun.h   (TUN/TAP ioctls)
+//   include/uapi/linux/falloc.h          -> /usr/include/linux/falloc.h   (fallocate modes)
+// plus two things from glibc, whose uapi twins cannot be included next to glibc's own headers:
+// struct ifreq from <net/if.h> (include/uapi/linux/if.h) and IOV_MAX from <limits.h> (the
+// kernel's UIO_MAXIOV, include/uapi/linux/uio.h).
 // Semantics follow Documentation/virt/kvm/api.rst.
 //
 // Nothing here is hard-coded: the static_asserts below only pin the sizes the kernel
@@ -26,6 +31,11 @@
 #define __DECLARE_FLEX_ARRAY(TYPE, NAME) TYPE NAME[0]
 
 #include <linux/kvm.h>
+
+#include <limits.h>  // IOV_MAX
+#include <linux/falloc.h>
+#include <linux/if_tun.h>
+#include <net/if.h>  // struct ifreq, IFNAMSIZ
 
 #if !defined(__x86_64__)
 #error "kvm-native supports x86-64 hosts only (struct layouts are from arch/x86 uapi)"
@@ -55,6 +65,10 @@ static_assert(sizeof(struct kvm_msrs) == 8 && offsetof(struct kvm_msrs, entries)
 static_assert(sizeof(struct kvm_msr_list) == 4 && offsetof(struct kvm_msr_list, indices) == 4, "kvm_msr_list");
 static_assert(sizeof(struct kvm_irq_routing) == 8 && offsetof(struct kvm_irq_routing, entries) == 8,
               "kvm_irq_routing");
+// TUN/TAP: TUNSETIFF takes a struct ifreq (name + flags); the kernel copies 40 bytes.
+static_assert(sizeof(struct ifreq) == 40 && IFNAMSIZ == 16, "struct ifreq layout");
+// readv/writev: glibc's IOV_MAX is the kernel's UIO_MAXIOV (more iovecs are EINVAL).
+static_assert(IOV_MAX == 1024, "IOV_MAX is UIO_MAXIOV");
 
 // X(name, value): every constant exported to JS as `constants.name`.
 #define KVM_NATIVE_CONSTANTS(X)                                                     \
@@ -113,6 +127,23 @@ static_assert(sizeof(struct kvm_irq_routing) == 8 && offsetof(struct kvm_irq_rou
   X(KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_IOAPIC)                                         \
   /* kvm_pit_config.flags */                                                        \
   X(KVM_PIT_SPEAKER_DUMMY, KVM_PIT_SPEAKER_DUMMY)                                   \
+  /* TUNSETIFF flags: tapOpen sets them, tapGetFeatures() answers with them */      \
+  X(IFF_TAP, IFF_TAP)                                                               \
+  X(IFF_NO_PI, IFF_NO_PI)                                                           \
+  X(IFF_VNET_HDR, IFF_VNET_HDR)                                                     \
+  X(IFF_MULTI_QUEUE, IFF_MULTI_QUEUE)                                               \
+  /* TUNSETOFFLOAD flags (tapSetOffload) */                                         \
+  X(TUN_F_CSUM, TUN_F_CSUM)                                                         \
+  X(TUN_F_TSO4, TUN_F_TSO4)                                                         \
+  X(TUN_F_TSO6, TUN_F_TSO6)                                                         \
+  X(TUN_F_TSO_ECN, TUN_F_TSO_ECN)                                                   \
+  X(TUN_F_UFO, TUN_F_UFO)                                                           \
+  /* fallocate(2) modes */                                                          \
+  X(FALLOC_FL_KEEP_SIZE, FALLOC_FL_KEEP_SIZE)                                       \
+  X(FALLOC_FL_PUNCH_HOLE, FALLOC_FL_PUNCH_HOLE)                                     \
+  X(FALLOC_FL_ZERO_RANGE, FALLOC_FL_ZERO_RANGE)                                     \
+  /* the most buffers readv/writev/preadv/pwritev take */                           \
+  X(IOV_MAX, IOV_MAX)                                                               \
   /* struct kvm_run field offsets (bytes into Vcpu.runBuffer) */                    \
   X(RUN_IMMEDIATE_EXIT, offsetof(struct kvm_run, immediate_exit))                   \
   X(RUN_EXIT_REASON, offsetof(struct kvm_run, exit_reason))                         \

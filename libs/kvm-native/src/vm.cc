@@ -47,11 +47,6 @@ static Napi::Object ObjectArg(Napi::Env env, const Napi::Value& v, const char* w
   return v.As<Napi::Object>();
 }
 
-static bool OptBool(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  return !v.IsUndefined() && v.ToBoolean().Value();
-}
-
 Napi::Value Vm::Fd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fd_);
 }
