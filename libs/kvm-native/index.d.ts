@@ -158,6 +158,9 @@ export class Vcpu {
    * (EINTR, e.g. after `kickVcpu`) it returns KVM_EXIT_INTR (10). Other errors throw.
    * Records the calling thread so that kickVcpu can reach it. */
   run(): number;
+  /** `run()` as a plain function bound to this vCPU: the same call, without looking up the
+   * native object behind `this` on every exit. For the vCPU thread's hot loop. */
+  runFunction(): () => number;
   getRegs(): Regs;
   setRegs(regs: Regs): void;
   getSregs(): Sregs;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
 
-import { constants as C, kickVcpu } from '@vmctl/kvm-native';
+import { constants as C, kickVcpu, KvmError } from '@vmctl/kvm-native';
 
 import { ioExit, nextMessage, realModeGuest, skipWithoutKvm, startWorker } from './helpers.js';
 
@@ -26,6 +26,21 @@ describe('Vcpu.run()', opts, () => {
 
     assert.equal(g.vcpu.run(), C.KVM_EXIT_HLT);
     assert.equal(g.vcpu.getRegs().rip, 5n, 'IP is past the hlt');
+    g.close();
+  });
+
+  it('runFunction() gives a bound run() that behaves the same and keeps its vCPU', () => {
+    const g = realModeGuest([
+      0xb0, 0x42, //  mov al, 0x42
+      0xe6, 0x10, //  out 0x10, al
+      0xf4, //        hlt
+    ]);
+    const run = g.vcpu.runFunction();
+    assert.equal(run(), C.KVM_EXIT_IO);
+    assert.deepEqual(ioExit(g.vcpu), { direction: C.KVM_EXIT_IO_OUT, size: 1, port: 0x10, count: 1, data: 0x42 });
+    assert.equal(run(), C.KVM_EXIT_HLT);
+    g.vcpu.close();
+    assert.throws(() => run(), (e: unknown) => e instanceof KvmError && e.ioctl === 'KVM_RUN' && e.code === 'EBADF');
     g.close();
   });
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <napi.h>
+#include <pthread.h>
 
 #include "uapi.h"
 
@@ -69,6 +70,9 @@ class Vcpu : public Napi::ObjectWrap<Vcpu> {
   Napi::Value Id(const Napi::CallbackInfo& info);
   Napi::Value RunBuffer(const Napi::CallbackInfo& info);
   Napi::Value Run(const Napi::CallbackInfo& info);
+  Napi::Value RunFunction(const Napi::CallbackInfo& info);
+  static napi_value RunBound(napi_env env, napi_callback_info info);
+  uint32_t RunOnce(napi_env env);
   Napi::Value GetRegs(const Napi::CallbackInfo& info);
   Napi::Value SetRegs(const Napi::CallbackInfo& info);
   Napi::Value GetSregs(const Napi::CallbackInfo& info);
@@ -89,6 +93,10 @@ class Vcpu : public Napi::ObjectWrap<Vcpu> {
   bool owned_ = false;  // close the fd on close()/GC (false for fromFd views)
   kvm_run* run_ = nullptr;
   Napi::Reference<Napi::ArrayBuffer> runBuffer_;
+  // The thread that last ran this vCPU, as recorded for kicks: recording is a locked map
+  // update, so it is done when the thread changes, not on every KVM_RUN.
+  pthread_t recordedThread_{};
+  bool recorded_ = false;
 };
 
 }  // namespace kvmnative

@@ -42,6 +42,7 @@ Napi::Function Vcpu::Define(Napi::Env env) {
                          InstanceAccessor<&Vcpu::Id>("id"),
                          InstanceAccessor<&Vcpu::RunBuffer>("runBuffer"),
                          InstanceMethod<&Vcpu::Run>("run"),
+                         InstanceMethod<&Vcpu::RunFunction>("runFunction"),
                          InstanceMethod<&Vcpu::GetRegs>("getRegs"),
                          InstanceMethod<&Vcpu::SetRegs>("setRegs"),
                          InstanceMethod<&Vcpu::GetSregs>("getSregs"),
@@ -118,26 +119,73 @@ Napi::Value Vcpu::RunBuffer(const Napi::CallbackInfo& info) {
 }
 
 // The hot path: no JS allocation (the result is a small integer), no exception machinery
-// unless the ioctl fails for a reason other than a signal.
-Napi::Value Vcpu::Run(const Napi::CallbackInfo& info) {
-  napi_env env = info.Env();
-  if (fd_ < 0) ThrowKvmError(info.Env(), "KVM_RUN", EBADF);
-  UnblockKickSignalInThisThread();
-  RecordRunner(fd_, run_, this);
-  uint32_t reason;
+// unless the ioctl fails for a reason other than a signal. Returns the exit reason, or
+// UINT32_MAX after throwing.
+uint32_t Vcpu::RunOnce(napi_env env) {
+  if (fd_ < 0) {
+    ThrowKvmError(Napi::Env(env), "KVM_RUN", EBADF);
+    return UINT32_MAX;
+  }
+  pthread_t self = pthread_self();
+  if (!recorded_ || !pthread_equal(self, recordedThread_)) {
+    UnblockKickSignalInThisThread();
+    RecordRunner(fd_, run_, this);
+    recordedThread_ = self;
+    recorded_ = true;
+  }
   if (ioctl(fd_, KVM_RUN, 0) < 0) {
     int err = errno;
-    if (err != EINTR) ThrowKvmError(info.Env(), "KVM_RUN", err);
+    if (err != EINTR) {
+      ThrowKvmError(Napi::Env(env), "KVM_RUN", err);
+      return UINT32_MAX;
+    }
     // With immediate_exit set the kernel returns before touching exit_reason; store it so
     // that the run page agrees with our return value.
     run_->exit_reason = KVM_EXIT_INTR;
-    reason = KVM_EXIT_INTR;
-  } else {
-    reason = run_->exit_reason;
+    return KVM_EXIT_INTR;
   }
+  return run_->exit_reason;
+}
+
+Napi::Value Vcpu::Run(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  uint32_t reason = RunOnce(env);
   napi_value result;
   napi_create_uint32(env, reason, &result);
   return Napi::Value(env, result);
+}
+
+// run() as a plain function bound to this vCPU. A method call must find the C++ object
+// behind `this` (napi_unwrap, a hidden-property lookup) on every call; the bound function
+// carries the pointer as its callback data instead. It keeps the Vcpu object alive through
+// a property, so the pointer cannot outlive it.
+napi_value Vcpu::RunBound(napi_env env, napi_callback_info info) {
+  void* data = nullptr;
+  napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data);
+  uint32_t reason;
+  // A raw N-API callback has no node-addon-api wrapper to turn C++ exceptions into JS ones.
+  try {
+    reason = static_cast<Vcpu*>(data)->RunOnce(env);
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  napi_value result;
+  napi_create_uint32(env, reason, &result);
+  return result;
+}
+
+Napi::Value Vcpu::RunFunction(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  napi_value fn;
+  napi_status st = napi_create_function(env, "run", NAPI_AUTO_LENGTH, &Vcpu::RunBound, this, &fn);
+  if (st != napi_ok) {
+    Napi::Error::New(env, "cannot create the bound run function").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object f(env, fn);
+  f.Set("vcpu", info.This());
+  return f;
 }
 
 Napi::Value Vcpu::GetRegs(const Napi::CallbackInfo& info) {

@@ -34,6 +34,7 @@ function runVcpu(data: VcpuThreadData): void {
   const mb = new MailboxProducer(data.mailbox);
   const ctl = new Int32Array(data.mailbox);
 
+  const runOnce = vcpu.runFunction();
   const run = new Uint8Array(vcpu.runBuffer);
   const dv = new DataView(vcpu.runBuffer);
 
@@ -184,7 +185,7 @@ function runVcpu(data: VcpuThreadData): void {
     for (;;) {
       let reason: number;
       try {
-        reason = vcpu.run();
+        reason = runOnce();
       } catch (err) {
         // An AP waiting for INIT/SIPI leaves KVM_RUN with EAGAIN when its INIT arrives; the
         // KVM API asks us to simply enter again.
