@@ -10,7 +10,7 @@
  *   6. one thread per vCPU, started BSP first
  */
 import { VmmError } from './errors.js';
-import { KvmClass, constants as K, mmapGuestRam, munmapGuestRam, eventfd, eventfdWrite, closeFd, type Kvm, type Vm, type Vcpu } from './kvm.js';
+import { KvmClass, constants as K, mmapGuestRam, munmapGuestRam, eventfd, eventfdRead, eventfdWrite, closeFd, watchFd, type Kvm, type Vm, type Vcpu } from './kvm.js';
 import { GuestMemory } from './memory/guest-memory.js';
 import {
   BOOT_GDT_ADDR,
@@ -41,6 +41,7 @@ import { PciBus, disjointRanges } from './pci/bus.js';
 import { PciConfigIo } from './pci/config-io.js';
 import { PciEcam } from './pci/ecam.js';
 import { KvmMsiRouter, irqchipRoutes } from './pci/msi-router.js';
+import { KvmIoEventRegistry } from './pci/ioevent.js';
 import { VirtioPciDevice } from './devices/virtio/virtio-pci.js';
 import { VirtioRng } from './devices/virtio/rng.js';
 import { isElf, loadPvhElf } from './loader/elf.js';
@@ -129,6 +130,7 @@ export class Machine {
   readonly pm1: Pm1Control;
   readonly pci: PciBus;
   private readonly msiRouter: KvmMsiRouter;
+  private readonly ioEvents: KvmIoEventRegistry;
   private readonly virtio: VirtioPciDevice[] = [];
   /** resolves with the first reason the machine stopped */
   readonly exited: Promise<MachineExit>;
@@ -204,6 +206,18 @@ export class Machine {
       fds: { eventfd: () => eventfd(), eventfdWrite: (fd) => eventfdWrite(fd), closeFd },
       baseRoutes: irqchipRoutes(K),
     });
+    // Queue notifications are caught by KVM (ioeventfd) and polled on this thread's loop:
+    // a guest kick costs no vCPU exit.
+    this.ioEvents = new KvmIoEventRegistry(this.vm, {
+      eventfd: () => eventfd(),
+      eventfdRead,
+      closeFd,
+      watch: (fd, onReadable) => {
+        const w = watchFd(fd, 'r', () => onReadable());
+        w.unref();
+        return () => w.close();
+      },
+    });
     if (config.rng) this.attachVirtio(1, 'virtio-rng', new VirtioRng());
 
     // 4. ACPI tables (the FADT, DSDT and MADT describe the devices above and the vCPUs
@@ -247,7 +261,7 @@ export class Machine {
   }
 
   private attachVirtio(slot: number, name: string, device: ConstructorParameters<typeof VirtioPciDevice>[0]['device']): void {
-    const fn = new VirtioPciDevice({ device, memory: this.memory, msiRouter: this.msiRouter });
+    const fn = new VirtioPciDevice({ device, memory: this.memory, msiRouter: this.msiRouter, ioEvents: this.ioEvents });
     this.pci.attach(slot, fn, name);
     this.virtio.push(fn);
   }

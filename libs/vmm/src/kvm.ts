@@ -19,4 +19,5 @@ export type {
 } from '@vmctl/kvm-native';
 
 export const { Kvm: KvmClass, Vcpu: VcpuClass, KvmError, kickVcpu, mmapGuestRam, viewGuestRam, munmapGuestRam, constants } = native;
-export const { eventfd, eventfdRead, eventfdWrite, closeFd } = native;
+export const { eventfd, eventfdRead, eventfdWrite, closeFd, watchFd } = native;
+export const { tapOpen, tapSetOffload, tapSetVnetHdrSize, readv, writev, preadv, pwritev, fdatasync, fallocate } = native;
