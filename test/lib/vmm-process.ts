@@ -20,8 +20,10 @@ export class VmmProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [VMM, ...args], { stdio: 'pipe' });
+  /** `prefix` runs vmm through another command, e.g. `ip netns exec NS` (which execs it: same pid). */
+  constructor(args: string[], options: { prefix?: string[] } = {}) {
+    const argv = [...(options.prefix ?? []), process.execPath, VMM, ...args];
+    this.child = spawn(argv[0]!, argv.slice(1), { stdio: 'pipe' });
     this.child.stdout.on('data', (b: Buffer) => {
       this.stdout += b.toString('latin1');
       this.check();

@@ -125,6 +125,51 @@ test('pushUsed() writes the element before moving the used index', () => {
   assert.deepEqual(driver.used(0), { id: 5, len: 40 });
 });
 
+test('rewind() gives back the last chains popped, which the next pops return again', () => {
+  const { driver, q } = setup();
+  for (let i = 0; i < 3; i++) driver.setDesc(i, { addr: BUF + i * 0x100, len: 8, flags: VIRTQ_DESC_F_WRITE });
+  driver.publish(0, 1, 2);
+  q.pushUsed(popChain(q).head, 0);
+  popChain(q);
+  popChain(q);
+
+  q.rewind(2);
+
+  assert.deepEqual([popChain(q).head, popChain(q).head], [1, 2]);
+  assert.equal(q.pop(), undefined);
+  assert.equal(driver.usedIdx(), 1, 'the used ring is untouched');
+});
+
+test('rewind() across the 16-bit index wrap', () => {
+  const memory = GuestMemory.anonymous(RAM);
+  const layout = FakeSplitQueue.layoutAt(QBASE, 4);
+  const driver = new FakeSplitQueue(memory, layout);
+  const q = Virtqueue.create(memory, layout, PLAIN, { nextAvail: 0xffff, nextUsed: 0xffff }) as Virtqueue;
+  for (let i = 0; i < 4; i++) driver.setDesc(i, { addr: BUF + i * 0x100, len: 8 });
+  driver.setAvailIdx(0xffff);
+  driver.publish(3, 1);
+  popChain(q);
+  popChain(q);
+
+  q.rewind(2);
+
+  assert.equal(q.nextAvail, 0xffff);
+  assert.equal(popChain(q).head, 3);
+});
+
+test('rewind() refuses more chains than are in flight', () => {
+  const { driver, q } = setup();
+  driver.setDesc(0, { addr: BUF, len: 8 });
+  driver.publish(0, 0);
+  q.pushUsed(popChain(q).head, 0);
+  popChain(q);
+
+  assert.throws(() => q.rewind(2), RangeError);
+  assert.throws(() => q.rewind(-1), RangeError);
+  q.rewind(1);
+  assert.equal(q.nextAvail, 1);
+});
+
 test('pop() takes chains in ring order across the 16-bit index wrap', () => {
   const memory = GuestMemory.anonymous(RAM);
   const layout = FakeSplitQueue.layoutAt(QBASE, 4);
@@ -550,4 +595,31 @@ test('writeToChain() and readFromChain() copy across a chain\'s buffers in order
   const out2 = new Uint8Array(4);
   memory.read(BUF + 0x300, out2);
   assert.deepEqual([...out2], [8, 7, 6, 5]);
+});
+
+test('setNotification(false) sets VIRTQ_USED_F_NO_NOTIFY in the used flags, and true clears it', () => {
+  const { memory, driver, q } = setup();
+
+  q.setNotification(false);
+  const off = memory.readU16(driver.layout.used);
+  q.setNotification(true);
+
+  assert.equal(off, 1);
+  assert.equal(memory.readU16(driver.layout.used), 0);
+});
+
+test('with EVENT_IDX and notifications off, pops leave avail_event behind; turning them on moves it to the next entry', () => {
+  const { driver, q } = setup(16, ALL);
+  for (let i = 0; i < 3; i++) driver.setDesc(i, { addr: BUF + i * 0x100, len: 8, flags: VIRTQ_DESC_F_WRITE });
+  driver.publish(0, 1, 2);
+  popChain(q);
+
+  q.setNotification(false);
+  popChain(q);
+  popChain(q);
+  const whileOff = driver.availEvent();
+  q.setNotification(true);
+
+  assert.equal(whileOff, 1, 'where the last pop with notifications on left it');
+  assert.equal(driver.availEvent(), 3);
 });

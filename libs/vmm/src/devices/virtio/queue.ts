@@ -273,6 +273,8 @@ export class Virtqueue {
   #nextUsed: number;
   /** the used index when we last decided about an interrupt; undefined = unknown */
   #signalledUsed: number | undefined;
+  /** the driver is asked to notify (see setNotification) */
+  #notifyEnabled = true;
   #broken: QueueError | undefined;
 
   /**
@@ -337,7 +339,7 @@ export class Virtqueue {
     if (availIdx === this.#nextAvail) {
       // Empty. With EVENT_IDX, ask to be notified at the next entry, then look again: the
       // driver may have added one before it could see our avail_event (§2.7.10).
-      if (this.eventIdx) this.#setAvailEvent(this.#nextAvail);
+      if (this.eventIdx && this.#notifyEnabled) this.#setAvailEvent(this.#nextAvail);
       fence();
       availIdx = this.#avail.u16(AVAIL_IDX);
       if (availIdx === this.#nextAvail) return undefined;
@@ -350,8 +352,46 @@ export class Virtqueue {
     const err = this.#walk(head);
     if (err) return this.#break(err);
     this.#nextAvail = (this.#nextAvail + 1) & 0xffff;
-    if (this.eventIdx) this.#setAvailEvent(this.#nextAvail);
+    if (this.eventIdx && this.#notifyEnabled) this.#setAvailEvent(this.#nextAvail);
     return this.#chain;
+  }
+
+  /**
+   * Whether the driver should notify when it makes buffers available (§2.7.10). A device
+   * that will look at the available ring again on its own (say, when its requests in flight
+   * complete) turns notifications off meanwhile and saves the driver a notification — a VM
+   * exit — per request. Without EVENT_IDX this is VIRTQ_USED_F_NO_NOTIFY in the used ring's
+   * flags; with it, avail_event stays where it is instead of following each pop. The driver
+   * may still notify (§2.7.10: the device MUST handle spurious notifications). After turning
+   * them on again, pop() once more: a buffer made available while they were off brings no
+   * notification (pop() on an empty ring orders the two with a fence, §2.7.10).
+   */
+  setNotification(enabled: boolean): void {
+    if (enabled === this.#notifyEnabled) return;
+    this.#notifyEnabled = enabled;
+    if (this.eventIdx) {
+      if (enabled) this.#setAvailEvent(this.#nextAvail);
+    } else {
+      this.#used.setU16(USED_FLAGS, enabled ? 0 : VIRTQ_USED_F_NO_NOTIFY);
+    }
+  }
+
+  /**
+   * Gives back the last `count` chains pop() returned, which the device will not use now
+   * (a frame that did not come, a transmit the backend cannot take yet): the next pops
+   * return them again, walked afresh. They must be the most recent pops and none of them
+   * may have been pushed to the used ring. The driver sees nothing: the available ring is
+   * only read. With EVENT_IDX, avail_event stays where pop() left it, past the rewound
+   * entries: the driver notifies when it adds a buffer the device has not seen yet, which is
+   * what a device that gave buffers back (too few to use) waits for. Throws RangeError for
+   * more chains than are in flight (a device bug).
+   */
+  rewind(count: number): void {
+    const inFlight = (this.#nextAvail - this.#nextUsed) & 0xffff;
+    if (!Number.isInteger(count) || count < 0 || count > inFlight) {
+      throw new RangeError(`cannot rewind ${count} chains: ${inFlight} in flight`);
+    }
+    this.#nextAvail = (this.#nextAvail - count) & 0xffff;
   }
 
   /**

@@ -1,0 +1,57 @@
+/**
+ * What virtio-net needs from the host side of its link: a place that takes and gives whole
+ * Ethernet frames, each preceded by a 12-byte `virtio_net_hdr` (virtio 1.2 §5.1.6), and
+ * tells the device thread when it can. A tap with IFF_VNET_HDR (`tap.ts`) is one; the unit
+ * tests use an in-memory one (`fake-backend.ts`).
+ */
+
+/** The offloads of one direction, in virtio-net's terms (§5.1.3). */
+export interface NetOffloads {
+  /** partially checksummed packets (NEEDS_CSUM) */
+  csum: boolean;
+  /** TCP over IPv4 segmentation */
+  tso4: boolean;
+  /** TCP over IPv6 segmentation */
+  tso6: boolean;
+  /** TSO with the ECN (CWR) bit */
+  ecn: boolean;
+  /** UDP fragmentation */
+  ufo: boolean;
+}
+
+export const NO_OFFLOADS: Readonly<NetOffloads> = Object.freeze({ csum: false, tso4: false, tso6: false, ecn: false, ufo: false });
+
+/** Called on the device thread. None of them may throw. */
+export interface NetBackendHandler {
+  /** a frame may be waiting (while read interest is on; level-triggered: again next turn while one does) */
+  readable(): void;
+  /** the backend may take a frame again (while write interest is on) */
+  writable(): void;
+  /** the backend failed for good (e.g. the tap was deleted): `errno` positive */
+  failed(errno: number): void;
+}
+
+export interface NetBackend {
+  /** what the backend can hand the guest, if the guest accepts it (GUEST_* features) */
+  readonly guestOffloads: Readonly<NetOffloads>;
+  /** what the backend takes from the guest (CSUM, HOST_* features) */
+  readonly hostOffloads: Readonly<NetOffloads>;
+  /** the most buffers one readv/writev takes */
+  readonly maxBuffers: number;
+  /**
+   * Reads one frame, header first, into `buffers` in order. Returns the bytes stored, or -1
+   * when no frame waits. A frame longer than the buffers is cut to fit (the rest is lost),
+   * so a caller that must know adds a spare buffer at the end. Throws on backend failure.
+   */
+  readv(buffers: readonly Uint8Array[]): number;
+  /** Writes one frame, header first. Returns the bytes taken, or -1 when full for now. Throws when the frame is refused. */
+  writev(buffers: readonly Uint8Array[]): number;
+  /** The offloads the guest accepts: frames handed to it will use no others (TUNSETOFFLOAD). */
+  setOffloads(offloads: Readonly<NetOffloads>): void;
+  /** The device that gets readiness callbacks from now on (one at a time). */
+  attach(handler: NetBackendHandler): void;
+  /** No more callbacks, and no interest. */
+  detach(): void;
+  /** What to be told about. With neither, the backend is not polled at all. */
+  setInterest(read: boolean, write: boolean): void;
+}
