@@ -44,6 +44,13 @@ import { KvmMsiRouter, irqchipRoutes } from './pci/msi-router.js';
 import { KvmIoEventRegistry } from './pci/ioevent.js';
 import { VirtioPciDevice } from './devices/virtio/virtio-pci.js';
 import { VirtioRng } from './devices/virtio/rng.js';
+import { VirtioBlk } from './devices/virtio/blk.js';
+import { RawDisk } from './devices/virtio/disk/raw.js';
+import { VirtioNet } from './devices/virtio/net.js';
+import type { NetBackend } from './devices/virtio/net/backend.js';
+import { VirtioConsole } from './devices/virtio/console.js';
+import type { VirtioDevice } from './devices/virtio/device.js';
+import type { DiskOption } from './device-options.js';
 import { isElf, loadPvhElf } from './loader/elf.js';
 import { writePvhStartInfo } from './loader/pvh.js';
 import { isBzImage, loadBzImage, writeBootParams } from './loader/bzimage.js';
@@ -75,6 +82,12 @@ export interface MachineConfig {
   debugExit?: boolean;
   /** a virtio-rng device */
   rng?: boolean;
+  /** virtio-blk disks over raw image files */
+  disks?: DiskOption[];
+  /** virtio-net devices over backends (taps) that outlive the machine */
+  nets?: { backend: NetBackend; mac?: Uint8Array }[];
+  /** where the console is: the 16550 (default) or a virtio-console port */
+  console?: 'serial' | 'virtio';
   /** bytes the guest writes to its serial port */
   serialOutput: (bytes: Uint8Array) => void;
 }
@@ -132,6 +145,9 @@ export class Machine {
   private readonly msiRouter: KvmMsiRouter;
   private readonly ioEvents: KvmIoEventRegistry;
   private readonly virtio: VirtioPciDevice[] = [];
+  private readonly blks: VirtioBlk[] = [];
+  private readonly nets: VirtioNet[] = [];
+  private virtioConsole?: VirtioConsole;
   /** resolves with the first reason the machine stopped */
   readonly exited: Promise<MachineExit>;
 
@@ -218,7 +234,29 @@ export class Machine {
         return () => w.close();
       },
     });
-    if (config.rng) this.attachVirtio(1, 'virtio-rng', new VirtioRng());
+    let slot = 1;
+    if (config.rng) this.attachVirtio(slot++, 'virtio-rng', new VirtioRng());
+    try {
+      for (const [i, d] of (config.disks ?? []).entries()) {
+        const disk = new RawDisk({ path: d.path, readOnly: d.readOnly, ramAddress: ram.address });
+        const blk = new VirtioBlk({ disk, ...(d.serial ? { serial: d.serial } : {}) });
+        this.blks.push(blk);
+        this.attachVirtio(slot++, `virtio-blk${i}`, blk);
+      }
+    } catch (err) {
+      // a disk that cannot be opened: release the ones already open (their I/O threads)
+      for (const b of this.blks) void b.close();
+      throw err;
+    }
+    for (const [i, n] of (config.nets ?? []).entries()) {
+      const net = new VirtioNet({ backend: n.backend, ...(n.mac ? { mac: n.mac } : {}) });
+      this.nets.push(net);
+      this.attachVirtio(slot++, `virtio-net${i}`, net);
+    }
+    if (config.console === 'virtio') {
+      this.virtioConsole = new VirtioConsole({ output: config.serialOutput, rxSpace: () => this.feedSerial() });
+      this.attachVirtio(slot++, 'virtio-console', this.virtioConsole);
+    }
 
     // 4. ACPI tables (the FADT, DSDT and MADT describe the devices above and the vCPUs
     //    below), then the kernel, initrd and boot information
@@ -260,7 +298,7 @@ export class Machine {
     throw new VmmError('KERNEL_LOAD_FAILED', 'Cannot load kernel: neither a bzImage nor an ELF image with a PVH entry note');
   }
 
-  private attachVirtio(slot: number, name: string, device: ConstructorParameters<typeof VirtioPciDevice>[0]['device']): void {
+  private attachVirtio(slot: number, name: string, device: VirtioDevice): void {
     const fn = new VirtioPciDevice({ device, memory: this.memory, msiRouter: this.msiRouter, ioEvents: this.ioEvents });
     this.pci.attach(slot, fn, name);
     this.virtio.push(fn);
@@ -370,7 +408,7 @@ export class Machine {
   private feedSerial(): void {
     while (this.pendingInput.length > 0) {
       const head = this.pendingInput[0]!;
-      const taken = this.uart.receive(head);
+      const taken = this.virtioConsole ? this.virtioConsole.input(head) : this.uart.receive(head);
       if (taken < head.length) {
         this.pendingInput[0] = head.subarray(taken);
         return;
@@ -393,11 +431,14 @@ export class Machine {
     return this.threads.map((t) => t.counters());
   }
 
-  /** Releases everything, in the reverse order of building. Call after `exited`. */
-  destroy(): void {
+  /** Releases everything, in the reverse order of building. Call after `exited`. Disks
+   * finish their requests and flush before guest RAM goes away. */
+  async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
     this.rtc.close();
+    await Promise.all(this.blks.map((b) => b.close()));
+    for (const n of this.nets) n.close();
     for (const d of this.virtio) d.close();
     this.msiRouter.close();
     for (const v of this.vcpus.reverse()) v.close();

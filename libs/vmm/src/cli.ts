@@ -16,6 +16,7 @@ import { parseSize } from './memory/layout.js';
 import { VmmError } from './errors.js';
 import { EXIT_VMM_ERROR } from './exit-codes.js';
 import { prewarmVcpuThreads } from './vcpu/spawn.js';
+import { parseDiskOption, parseNetOption, type DiskOption, type NetOption } from './device-options.js';
 
 const USAGE = `usage: vmm run --kernel FILE [options]
 
@@ -24,7 +25,13 @@ const USAGE = `usage: vmm run --kernel FILE [options]
   --cmdline STR      kernel command line (default "console=ttyS0")
   --memory SIZE      guest RAM, e.g. 256M, 2G (default 256M)
   --cpus N           vCPUs (default 1)
+  --disk PATH[,ro][,serial=ID]
+                     a virtio-blk disk over a raw image (repeatable)
+  --net tap=NAME[,mac=52:54:00:12:34:56]
+                     a virtio-net device on a tap (created if missing; repeatable)
   --rng              attach a virtio-rng device (entropy from the host)
+  --console serial|virtio
+                     the console device: the 16550 UART (default) or virtio-console (hvc0)
   --debug-exit       attach the debug-exit port 0xf4: a guest write ends the VMM with that value
   --no-reboot        exit (status 124) when the guest resets instead of rebooting it
 
@@ -48,6 +55,9 @@ function fail(msg: string): never {
 interface RunOptions {
   kernel: string;
   rng: boolean;
+  disks: DiskOption[];
+  nets: NetOption[];
+  console: 'serial' | 'virtio';
   control?: string;
   consoleSocket?: string;
   pidFile?: string;
@@ -81,6 +91,9 @@ function parse(argv: string[]): RunOptions {
         'debug-exit': { type: 'boolean', default: false },
         'no-reboot': { type: 'boolean', default: false },
         rng: { type: 'boolean', default: false },
+        disk: { type: 'string', multiple: true, default: [] },
+        net: { type: 'string', multiple: true, default: [] },
+        console: { type: 'string', default: 'serial' },
         control: { type: 'string' },
         'console-socket': { type: 'string' },
         'pid-file': { type: 'string' },
@@ -100,6 +113,15 @@ function parse(argv: string[]): RunOptions {
   if (!values.kernel) fail(`--kernel is required\n${USAGE}`);
   const memory = parseSize(values.memory!);
   if (memory === undefined) fail(`--memory: cannot read ${JSON.stringify(values.memory)} as a size`);
+  if (values.console !== 'serial' && values.console !== 'virtio') fail(`--console: serial or virtio, not ${JSON.stringify(values.console)}`);
+  let disks: DiskOption[];
+  let nets: NetOption[];
+  try {
+    disks = values.disk!.map(parseDiskOption);
+    nets = values.net!.map(parseNetOption);
+  } catch (err) {
+    fail((err as Error).message);
+  }
   const cpus = Number(values.cpus);
   if (!Number.isInteger(cpus)) fail(`--cpus: ${JSON.stringify(values.cpus)} is not a whole number`);
   return {
@@ -111,6 +133,9 @@ function parse(argv: string[]): RunOptions {
     debugExit: values['debug-exit']!,
     noReboot: values['no-reboot']!,
     rng: values.rng!,
+    disks,
+    nets,
+    console: values.console,
     ...(values.control ? { control: values.control } : {}),
     ...(values['console-socket'] ? { consoleSocket: values['console-socket'] } : {}),
     ...(values['pid-file'] ? { pidFile: values['pid-file'] } : {}),
@@ -174,6 +199,14 @@ async function main(): Promise<void> {
   // Boot the vCPU threads now, while this thread loads the VMM and builds the VM.
   prewarmVcpuThreads(opts.cpus);
   const { GuestRunner } = await import('./runner.js');
+  const { TapBackend } = await import('./devices/virtio/net/tap.js');
+  // Taps are opened once: the interface lives as long as its fd, across guest reboots.
+  let nets;
+  try {
+    nets = opts.nets.map((n) => ({ backend: TapBackend.open(n.tap), ...(n.mac ? { mac: n.mac } : {}) }));
+  } catch (err) {
+    fail((err as Error).message);
+  }
   const kernel = readFile('kernel', opts.kernel);
   const initrd = opts.initrd ? readFile('initrd', opts.initrd) : undefined;
 
@@ -187,6 +220,9 @@ async function main(): Promise<void> {
     debugExit: opts.debugExit,
     noReboot: opts.noReboot,
     rng: opts.rng,
+    disks: opts.disks,
+    nets,
+    console: opts.console,
     vmId: opts.vmId,
     serialOutput: (bytes) => process.stdout.write(bytes),
     ...(opts.control ? { controlSocket: opts.control } : {}),

@@ -5,6 +5,8 @@
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import { Machine, type MachineExit } from './builder.js';
+import type { DiskOption } from './device-options.js';
+import type { NetBackend } from './devices/virtio/net/backend.js';
 import { ConsoleServer } from './control/console-server.js';
 import { ControlError, ControlServer } from './control/control-server.js';
 import { CONTROL_PROTOCOL_VERSION, type GuestStopReason, type WorkerDescription, type WorkerState, type WorkerStats } from './control/protocol.js';
@@ -21,6 +23,10 @@ export interface RunnerOptions {
   debugExit: boolean;
   noReboot: boolean;
   rng?: boolean;
+  disks?: DiskOption[];
+  /** taps, opened once for the worker's life (a tap closes when its fd does) */
+  nets?: { backend: NetBackend; mac?: Uint8Array }[];
+  console?: 'serial' | 'virtio';
   vmId: string;
   /** serial output goes here when there is no console socket */
   serialOutput: (bytes: Uint8Array) => void;
@@ -177,6 +183,9 @@ export class GuestRunner {
           cpus: o.cpus,
           debugExit: o.debugExit,
           rng: o.rng ?? false,
+          disks: o.disks ?? [],
+          nets: o.nets ?? [],
+          console: o.console ?? 'serial',
           serialOutput: output,
         });
         this.machine.start();
@@ -185,7 +194,7 @@ export class GuestRunner {
         let exit = await this.machine.exited;
         // A guest that resets while the host is stopping it has been stopped.
         if (this.stopping && exit.kind === 'reset') exit = { kind: 'stopped' };
-        this.machine.destroy();
+        await this.machine.destroy();
         this.machine = undefined;
         const hostReset = exit.kind === 'reset' && exit.reason === 'host';
         if (exit.kind === 'reset' && (hostReset || !o.noReboot) && !this.stopping) {
@@ -208,6 +217,7 @@ export class GuestRunner {
         return { exit, status };
       }
     } finally {
+      for (const n of o.nets ?? []) n.backend.close();
       await this.control?.close();
       await this.console?.close();
       if (o.pidFile) rmSync(o.pidFile, { force: true });

@@ -54,4 +54,6 @@ export interface NetBackend {
   detach(): void;
   /** What to be told about. With neither, the backend is not polled at all. */
   setInterest(read: boolean, write: boolean): void;
+  /** Ends the backend for good (for a tap: the interface goes away). Its owner calls it. */
+  close(): void;
 }

@@ -91,6 +91,12 @@ export class FakeNetBackend implements NetBackend {
     this.handler = undefined;
   }
 
+  closed = false;
+  close(): void {
+    this.detach();
+    this.closed = true;
+  }
+
   setInterest(read: boolean, write: boolean): void {
     this.interest = { read, write };
   }
