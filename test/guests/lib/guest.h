@@ -147,6 +147,11 @@ const char *cmdline(void);
 int cmdline_u64(const char *key, u64 *out);
 /* True if `word` appears on the command line as a whole token. */
 int cmdline_has(const char *word);
+/*
+ * Copies the value of `key=VALUE` (NUL-terminated) into buf; 0 if the key
+ * is absent or the value does not fit in `size` bytes.
+ */
+int cmdline_str(const char *key, char *buf, size_t size);
 
 /*
  * ---- Linux boot protocol (bzimage.bin only: boot/linux64.S) ----
@@ -190,5 +195,6 @@ void *memmove(void *d, const void *s, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 int strncmp(const char *a, const char *b, size_t n);
+int strcmp(const char *a, const char *b);
 
 #endif

@@ -90,3 +90,25 @@ int cmdline_has(const char *word)
 	}
 	return 0;
 }
+
+int cmdline_str(const char *key, char *buf, size_t size)
+{
+	const char *s = cmdline();
+	size_t klen = strlen(key);
+	while (*s) {
+		while (is_space(*s))
+			s++;
+		const char *tok = s;
+		while (*s && !is_space(*s))
+			s++;
+		if ((size_t)(s - tok) <= klen || strncmp(tok, key, klen) != 0 || tok[klen] != '=')
+			continue;
+		size_t vlen = (size_t)(s - tok) - klen - 1;
+		if (vlen + 1 > size)
+			return 0;       /* too long for the caller: as if absent */
+		memcpy(buf, tok + klen + 1, vlen);
+		buf[vlen] = 0;
+		return 1;
+	}
+	return 0;
+}

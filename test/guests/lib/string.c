@@ -58,3 +58,13 @@ int strncmp(const char *a, const char *b, size_t n)
 	}
 	return 0;
 }
+
+int strcmp(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		if (*a != *b)
+			return (u8)*a < (u8)*b ? -1 : 1;
+		if (!*a)
+			return 0;
+	}
+}
