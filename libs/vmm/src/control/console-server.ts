@@ -3,8 +3,9 @@
  * of guest output and replays them to each client that connects, then streams; any client
  * may type. It outlives guest reboots: the worker rebuilds the machine, not this server.
  */
-import { createServer, type Server, type Socket } from 'node:net';
-import { chmodSync, rmSync } from 'node:fs';
+import type { Server, Socket } from 'node:net';
+import { rmSync } from 'node:fs';
+import { listenUnix } from './unix-socket.js';
 
 export class ConsoleServer {
   private readonly ring: Uint8Array;
@@ -21,17 +22,8 @@ export class ConsoleServer {
     this.ring = new Uint8Array(replayBytes);
   }
 
-  listen(): Promise<void> {
-    rmSync(this.path, { force: true });
-    const server = createServer((sock) => this.attach(sock));
-    this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => {
-        chmodSync(this.path, 0o600);
-        resolve();
-      });
-    });
+  async listen(): Promise<void> {
+    this.server = await listenUnix(this.path, (sock) => this.attach(sock));
   }
 
   private attach(sock: Socket): void {

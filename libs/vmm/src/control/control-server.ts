@@ -3,8 +3,9 @@
  * pushed to subscribers (see protocol.ts). A malformed or unknown request gets an error
  * response and the connection stays usable.
  */
-import { createServer, type Server, type Socket } from 'node:net';
-import { chmodSync, rmSync } from 'node:fs';
+import type { Server, Socket } from 'node:net';
+import { rmSync } from 'node:fs';
+import { listenUnix } from './unix-socket.js';
 import {
   CONTROL_PROTOCOL_VERSION,
   type ControlErrorCode,
@@ -73,17 +74,8 @@ export class ControlServer {
     private readonly handlers: ControlHandlers,
   ) {}
 
-  listen(): Promise<void> {
-    rmSync(this.path, { force: true });
-    const server = createServer((sock) => this.serve(sock));
-    this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.path, () => {
-        chmodSync(this.path, 0o600);
-        resolve();
-      });
-    });
+  async listen(): Promise<void> {
+    this.server = await listenUnix(this.path, (sock) => this.serve(sock));
   }
 
   private serve(sock: Socket): void {
