@@ -32,5 +32,7 @@ test(`Debian's cloud kernel boots under vmm through the bzImage protocol, with A
     await proc.waitFor(/guest# /, 120_000);
   } finally {
     proc.kill('SIGKILL');
+    // finish() also clears the run's timers, which would otherwise keep this process alive
+    await proc.finish().catch(() => {});
   }
 });
