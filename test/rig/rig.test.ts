@@ -90,7 +90,10 @@ test('the tty mode gives the command the console as its controlling terminal', {
 });
 
 test("Debian's cloud kernel and the guest initramfs boot to the readiness marker under QEMU on that KVM", slow, async (t) => {
-  if (!inRig && !existsSync('/usr/bin/qemu-system-x86_64')) return t.skip('no qemu-system-x86_64 here');
+  if (!inRig && !existsSync('/usr/bin/qemu-system-x86_64')) {
+    // On a hardware KVM the command runs here, so QEMU must be here (the rig brings its own).
+    execFileSync('bash', ['-c', 'apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-system-x86'], { stdio: 'inherit' });
+  }
   const a = guestAssets();
   const qemu = [
     'qemu-system-x86_64', '-accel', 'kvm', '-M', 'microvm', '-m', '512M',
