@@ -22,24 +22,13 @@ import {
   VIRTIO_BLK_S_UNSUPP,
   type BlkLimits,
 } from './blk.js';
+import { xorshift32 } from '../../testing/xorshift.js';
 
 const RAM = 512 * 1024;
 const ITERATIONS = 5000;
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
-
 test('random requests never make parseBlkRequest throw, and what it submits stays in the disk, in RAM and in limits', () => {
-  const next = rng(0xb10cb10c);
+  const next = xorshift32(0xb10cb10c);
   const pick = <T>(xs: readonly T[]): T => xs[next() % xs.length]!;
   const memory = GuestMemory.anonymous(RAM, 128 * 1024);
   const layout = FakeSplitQueue.layoutAt(0, 16);

@@ -17,25 +17,13 @@ import {
   Virtqueue,
   isQueueError,
 } from './queue.js';
+import { xorshift32 } from '../../testing/xorshift.js';
 
 const RAM = 256 * 1024;
 const ITERATIONS = 4000;
 
-/** xorshift32: small, seedable, good enough to spread inputs. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
-
 test('random queues never make pop(), pushUsed() or needsNotification() throw, and chains stay in RAM', () => {
-  const next = rng(0x5eed1234);
+  const next = xorshift32(0x5eed1234);
   const pick = <T>(xs: readonly T[]): T => xs[next() % xs.length]!;
   // Small chunks, so some rings and tables straddle a chunk edge and take the copying path.
   const memory = GuestMemory.anonymous(RAM, 64 * 1024);
