@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDiskOption, parseMac, parseNetOption } from './device-options.js';
+import { parseDiskOption, parseNetOption } from './device-options.js';
+import { parseMac } from './devices/virtio/net/mac.js';
 import { VmmError } from './errors.js';
 
 test('parseDiskOption reads a path with ro and serial', () => {
@@ -29,5 +30,5 @@ test('parseNetOption refuses bad names, multicast MACs and unknown keys', () => 
   assert.throws(() => parseNetOption('tap=t,mac=01:00:5e:00:00:01'), /not multicast/);
   assert.throws(() => parseNetOption('tap=t,mtu=9000'), /unknown option "mtu"/);
   assert.throws(() => parseNetOption('vmtap0'), /expected tap=NAME/);
-  assert.equal(parseMac('52:54:00:12:34'), undefined);
+  assert.throws(() => parseMac('52:54:00:12:34'), VmmError);
 });

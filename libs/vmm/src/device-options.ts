@@ -4,6 +4,7 @@
  * with errors that say which part is wrong.
  */
 import { VmmError } from './errors.js';
+import { parseMac as parseMacAddress } from './devices/virtio/net/mac.js';
 
 export interface DiskOption {
   path: string;
@@ -48,14 +49,6 @@ export function parseDiskOption(text: string): DiskOption {
   return disk;
 }
 
-export function parseMac(text: string): Uint8Array | undefined {
-  const m = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(text);
-  if (!m) return undefined;
-  const mac = Uint8Array.from(m.slice(1).map((h) => parseInt(h, 16)));
-  // a multicast MAC (I/G bit set) cannot be a station address
-  return (mac[0]! & 1) === 0 ? mac : undefined;
-}
-
 export function parseNetOption(text: string): NetOption {
   const { first, pairs } = split(text);
   const all: [string, string][] = [];
@@ -70,8 +63,11 @@ export function parseNetOption(text: string): NetOption {
       if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(v)) bad('--net', text, 'tap is an interface name of 1 to 15 characters');
       tap = v;
     } else if (k === 'mac') {
-      mac = parseMac(v);
-      if (!mac) bad('--net', text, 'mac is six hex bytes like 52:54:00:12:34:56, not multicast');
+      try {
+        mac = parseMacAddress(v);
+      } catch {
+        bad('--net', text, 'mac is six hex bytes like 52:54:00:12:34:56, not multicast');
+      }
     } else bad('--net', text, `unknown option ${JSON.stringify(k)} (tap=NAME, mac=..)`);
   }
   if (!tap) bad('--net', text, 'tap=NAME is required');

@@ -39,6 +39,7 @@
  * makes the device throw. A broken ring goes to the transport (DEVICE_NEEDS_RESET).
  */
 import type { DeviceMetrics } from '../../bus/device.js';
+import { checkMac, formatMac, parseMac } from './net/mac.js';
 import { VmmError } from '../../errors.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import {
@@ -47,6 +48,7 @@ import {
   type VirtioActivation,
   type VirtioDevice,
 } from './device.js';
+export { parseMac, formatMac } from './net/mac.js';
 import { NO_OFFLOADS, type NetBackend, type NetBackendHandler, type NetOffloads } from './net/backend.js';
 import { isQueueError, type DescriptorChain, type QueueError, type Virtqueue } from './queue.js';
 
@@ -210,25 +212,6 @@ export function netFeaturesConsistent(features: bigint): boolean {
     requires(VIRTIO_NET_F_HOST_UFO, VIRTIO_NET_F_CSUM) &&
     requires(VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6)
   );
-}
-
-/** Parses "52:54:00:12:34:56" (or with dashes). A NIC's address must be unicast. */
-export function parseMac(text: string): Uint8Array {
-  const m = /^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$/i.exec(text);
-  if (m === null) throw new VmmError('INVALID_CONFIG', `Invalid MAC address "${text}": expected six hex bytes like 52:54:00:12:34:56`);
-  const mac = Uint8Array.from(m.slice(1), (h) => parseInt(h, 16));
-  checkMac(mac, text);
-  return mac;
-}
-
-export function formatMac(mac: Uint8Array): string {
-  return [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':');
-}
-
-function checkMac(mac: Uint8Array, text: string): void {
-  if (mac.length !== 6) throw new VmmError('INVALID_CONFIG', `Invalid MAC address "${text}": 6 bytes expected`);
-  if ((mac[0]! & 1) !== 0) throw new VmmError('INVALID_CONFIG', `Invalid MAC address "${text}": a multicast address`);
-  if (mac.every((b) => b === 0)) throw new VmmError('INVALID_CONFIG', `Invalid MAC address "${text}": all zeros`);
 }
 
 /** 52:54:00 and three random bytes: QEMU's locally administered prefix, which guest tools know. */
