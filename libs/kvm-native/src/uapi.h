@@ -112,6 +112,7 @@ static_assert(IOV_MAX == 1024, "IOV_MAX is UIO_MAXIOV");
   X(KVM_CAP_READONLY_MEM, KVM_CAP_READONLY_MEM)                                     \
   X(KVM_CAP_SPLIT_IRQCHIP, KVM_CAP_SPLIT_IRQCHIP)                                   \
   X(KVM_CAP_X2APIC_API, KVM_CAP_X2APIC_API)                                         \
+  X(KVM_CAP_TSC_DEADLINE_TIMER, KVM_CAP_TSC_DEADLINE_TIMER)                         \
   /* kvm_mp_state.mp_state */                                                       \
   X(KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_RUNNABLE)                                   \
   X(KVM_MP_STATE_UNINITIALIZED, KVM_MP_STATE_UNINITIALIZED)                         \

@@ -265,9 +265,10 @@ export class Machine {
 
     // 5. vCPUs; KVM keeps the APs waiting for INIT/SIPI from the BSP
     const supported = this.kvm.getSupportedCpuid();
+    const cpuidOpts = { tscDeadline: this.kvm.checkExtension(K.KVM_CAP_TSC_DEADLINE_TIMER) > 0 };
     for (let id = 0; id < config.cpus; id++) {
       const vcpu = this.vm.createVcpu(id);
-      vcpu.setCpuid2(cpuidFor(supported, id, config.cpus));
+      vcpu.setCpuid2(cpuidFor(supported, id, config.cpus, cpuidOpts));
       setupLapic(vcpu);
       setupFpu(vcpu);
       if (id === 0) boot(vcpu);

@@ -11,19 +11,32 @@ const X86_CR0_ET = 0x10n;
 
 /** CPUID leaf 1 ECX bit 31: "running under a hypervisor". */
 const CPUID_1_ECX_HYPERVISOR = 1 << 31;
+/** CPUID leaf 1 ECX bit 24: the LAPIC timer has TSC-deadline mode. */
+export const CPUID_1_ECX_TSC_DEADLINE = 1 << 24;
+
+export interface CpuidOptions {
+  /**
+   * The in-kernel LAPIC emulates TSC-deadline mode (KVM_CAP_TSC_DEADLINE_TIMER). KVM's
+   * supported table leaves the bit clear because it depends on the in-kernel irqchip; the
+   * VMM sets it. Without it Linux calibrates the LAPIC timer against the PIT, and where
+   * that measurement is noisy (a nested or emulated host) it rejects the LAPIC timer and
+   * falls back to the PIT as its only clock event device.
+   */
+  tscDeadline: boolean;
+}
 
 /**
  * The CPUID table for vCPU `id` of `count`: what KVM supports, with this vCPU's APIC ID and
  * the topology the guest should see (one core per vCPU, one thread per core).
  */
-export function cpuidFor(supported: CpuidEntry[], id: number, count: number): CpuidEntry[] {
+export function cpuidFor(supported: CpuidEntry[], id: number, count: number, opts: CpuidOptions): CpuidEntry[] {
   return supported.map((e) => {
     const out = { ...e };
     switch (e.function) {
       case 0x1:
         // EBX[31:24] initial APIC ID, EBX[23:16] logical processors per package
         out.ebx = ((id & 0xff) << 24) | ((Math.min(count, 255) & 0xff) << 16) | (e.ebx & 0xffff);
-        out.ecx = e.ecx | CPUID_1_ECX_HYPERVISOR;
+        out.ecx = e.ecx | CPUID_1_ECX_HYPERVISOR | (opts.tscDeadline ? CPUID_1_ECX_TSC_DEADLINE : 0);
         // HTT: the logical-processor count above is valid
         if (count > 1) out.edx = e.edx | (1 << 28);
         break;
