@@ -43,7 +43,7 @@ ASSETS=$(cd "$ASSETS" 2>/dev/null && pwd || echo "$ASSETS")
 
 # Modules each initramfs carries (names as modprobe knows them); their dependencies are added
 # from modules.dep. Anything built into the kernel is skipped.
-GUEST_MODULES=(virtio_pci virtio_mmio virtio_blk virtio_net virtio_console virtio-rng virtio_balloon)
+GUEST_MODULES=(virtio_pci virtio_mmio virtio_blk virtio_net virtio_console virtio-rng virtio_balloon button evdev)
 RIG_MODULES=(virtio_pci virtio_console 9pnet_virtio 9p overlay kvm_amd tun)
 RIG_INIT=$REPO/test/rig/rig-init.sh
 # The recipe: this script and the rig's init. A change rebuilds the images.
@@ -304,6 +304,19 @@ base_root() {
   echo 'root:x:0:' >"$r/etc/group"
 }
 
+# Copies the host's PROG (from a Debian package, like everything here) into root R at the same
+# path, with the shared libraries it links against.
+host_program() {
+  local r=$1 prog=$2 lib
+  [ -x "$prog" ] || die "$prog is missing (install its Debian package)"
+  rm -f "$r$prog"
+  install -D -m 755 "$prog" "$r$prog"
+  for lib in $(ldd "$prog" | grep -o '/[^ ]*'); do
+    # the dynamic loader is exec()ed by the kernel: libraries keep their execute bits
+    [ -e "$r$lib" ] || install -D -m 755 "$(readlink -f "$lib")" "$r$lib"
+  done
+}
+
 # newc cpio of R into OUT, with fixed owners and times so the same inputs give the same bytes.
 pack() {
   local r=$1 out=$2
@@ -316,11 +329,24 @@ G=$WORK/guest-root
 base_root "$G"
 add_modules "$GUEST_X" "$GUEST_REL" "$G" "${GUEST_MODULES[@]}"
 GUEST_MODS=$MODS_LOADED
+# e2fsprogs' mke2fs: busybox's makes only ext2, and the guest makes ext4
+host_program "$G" /sbin/mke2fs
+ln -sf mke2fs "$G/sbin/mkfs.ext4"
+cp /etc/mke2fs.conf "$G/etc/mke2fs.conf"
+# busybox acpid turns the ACPI power button (an input device through `button` + `evdev`)
+# into the request `poweroff` makes: SIGUSR2 to init.
+mkdir -p "$G/etc/acpi"
+printf 'PWRF power\nPWRB power\n' >"$G/etc/acpid.conf"
+printf '#!/bin/sh\necho "acpid: power button pressed" >/dev/console\nkill -USR2 1\n' >"$G/etc/acpi/power"
+chmod 755 "$G/etc/acpi/power"
 cat >"$G/init" <<'EOF'
 #!/bin/sh
 # vmctl guest init (built by scripts/guest-assets.sh): mounts, loads the virtio modules,
-# prints VMCTL-GUEST-READY and starts a shell on the console. When the shell ends the guest
-# powers off (vmctl.exit=reboot on the kernel command line: reboots instead; =halt: halts).
+# prints VMCTL-GUEST-READY and starts a shell on the console.
+# Like a real init it takes busybox's requests — `poweroff` (SIGUSR2), `reboot` (SIGTERM),
+# `halt` (SIGUSR1) — and the ACPI power button (through acpid) powers off. When the shell
+# ends the guest powers off (vmctl.exit=reboot on the kernel command line: reboots instead;
+# =halt: halts).
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -334,14 +360,28 @@ while read -r m; do
 done </etc/vmctl-modules
 ip link set lo up 2>/dev/null
 hostname vmctl-guest
-exit_action=poweroff
-for arg in $(cat /proc/cmdline); do
-  case $arg in vmctl.exit=*) exit_action=${arg#vmctl.exit=} ;; esac
-done
+action=
+trap 'action=poweroff' USR2
+trap 'action=reboot' TERM
+trap 'action=halt' USR1
+acpid
 echo VMCTL-GUEST-READY
-setsid cttyhack sh -l
+setsid cttyhack sh -l &
+shell=$!
+# `wait` returns when the shell ends or when a trapped signal arrives
+while [ -z "$action" ] && kill -0 "$shell" 2>/dev/null; do wait "$shell"; done
+if [ -z "$action" ]; then
+  action=poweroff
+  for arg in $(cat /proc/cmdline); do
+    case $arg in vmctl.exit=*) action=${arg#vmctl.exit=} ;; esac
+  done
+fi
+echo "init: $action"
+kill -TERM -1 2>/dev/null
+sleep 1
+kill -KILL -1 2>/dev/null
 sync
-case $exit_action in
+case $action in
   reboot) reboot -f ;;
   halt) halt -f ;;
   *) poweroff -f ;;

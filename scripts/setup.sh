@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in gcc g++ make python3 binutils linux-libc-dev iproute2 acpica-tools; do
+for pkg in gcc g++ make python3 binutils linux-libc-dev iproute2 acpica-tools e2fsprogs; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -98,9 +98,21 @@ if [ "$RIG_MODE" = tty ]; then
 else
   out=$(port vmctl.stdout) || out=/dev/console
   err=$(port vmctl.stderr) || err=$out
-  in=$(port vmctl.stdin) || in=/dev/null
+  relay=
+  if in=$(port vmctl.stdin); then
+    # The command reads stdin from a pipe, as it would when spawned directly: Node reads a
+    # character device that is not a tty with blocking reads on its thread pool, and then
+    # cannot exit while one is pending (it joins the pool's threads at exit).
+    mkfifo /stdin.fifo
+    cat "$in" >/stdin.fifo &
+    relay=$!
+    in=/stdin.fifo
+  else
+    in=/dev/null
+  fi
   chroot $N /usr/bin/env -i /bin/sh /run/vmctl-rig/cmd.sh <"$in" >"$out" 2>"$err"
   code=$?
+  [ -n "$relay" ] && kill "$relay" 2>/dev/null
 fi
 t exit
 finish "$code"
