@@ -43,6 +43,8 @@ export interface DaemonOptions {
   allowPaths?: string[];
   startTimeoutMs?: number;
   stopTimeoutMs?: number;
+  /** iproute2's `ip`, which wires the taps of NICs (default `ip`; tests pass a stand-in) */
+  ip?: string;
 }
 
 export interface Daemon {
@@ -73,6 +75,7 @@ export function createDaemon(opts: DaemonOptions): Daemon {
     log: opts.log.child({ component: 'supervisor' }),
     ...(opts.startTimeoutMs !== undefined ? { startTimeoutMs: opts.startTimeoutMs } : {}),
     ...(opts.stopTimeoutMs !== undefined ? { stopTimeoutMs: opts.stopTimeoutMs } : {}),
+    ...(opts.ip !== undefined ? { ip: opts.ip } : {}),
   });
   const service = new DomainService(store.domains, events, supervisor, paths);
   const host = () => hostInfo(kvmDevice ?? '/dev/kvm');

@@ -101,6 +101,11 @@ export const ERROR_CODES = {
     title: 'The file does not exist',
     description: 'A host path (kernel, initrd, disk) does not exist, cannot be read by the daemon, or is not a regular file. Paths are checked on create, on update and on start.',
   },
+  UNSUPPORTED_CONFIG: {
+    status: 422,
+    title: 'The definition cannot run on this host',
+    description: 'The definition is valid and stored, but the VMM cannot run it as it stands (a qcow2 disk, for example, or a disk path with a comma). `detail` says which part. Nothing was started.',
+  },
   KVM_UNAVAILABLE: {
     status: 503,
     title: 'KVM is not available',

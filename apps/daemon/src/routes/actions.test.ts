@@ -4,6 +4,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { harness, until, type Harness } from '../testing/harness.js';
 
 let h: Harness;
@@ -223,4 +224,28 @@ test('an action announced as JSON with an empty body, or with {}, is taken', asy
   assert.equal(empty.statusCode, 200, empty.body);
   const obj = await h.app.inject({ method: 'POST', url: '/v1/domains/lenient/actions/stop', payload: {} });
   assert.equal(obj.statusCode, 200, obj.body);
+});
+
+describe('devices', () => {
+  test('the worker gets the domain\'s disks and NICs as --disk and --net flags', async () => {
+    const disk = `${h.dir}/disk0.raw`;
+    writeFileSync(disk, Buffer.alloc(4096));
+    await define('devices', { disks: [{ path: disk, readonly: true, serial: 'd0' }], nics: [{ type: 'tap', ifname: 'tap9', mac: '02:00:00:00:00:09' }] });
+    const { pid } = (await act('devices', 'start')).json();
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    assert.equal(argv[argv.indexOf('--disk') + 1], `${disk},ro,serial=d0`);
+    assert.equal(argv[argv.indexOf('--net') + 1], 'tap=tap9,mac=02:00:00:00:00:09');
+    await act('devices', 'stop');
+  });
+
+  test('a qcow2 disk is stored, but start is 422 UNSUPPORTED_CONFIG and the domain stays shutoff', async () => {
+    const disk = `${h.dir}/disk1.qcow2`;
+    writeFileSync(disk, Buffer.alloc(4096));
+    await define('qcow', { disks: [{ path: disk, format: 'qcow2' }] });
+    const r = await act('qcow', 'start');
+    assert.equal(r.statusCode, 422, r.body);
+    assert.equal(r.json().code, 'UNSUPPORTED_CONFIG');
+    assert.match(r.json().detail, /qcow2/);
+    assert.equal(await state('qcow'), 'shutoff');
+  });
 });

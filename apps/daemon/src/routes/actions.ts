@@ -33,7 +33,7 @@ export const actionRoutes: FastifyPluginAsyncZod<{ service: DomainService }> = a
     const errors = errorResponses(
       'VALIDATION_FAILED', 'MALFORMED_BODY', 'UNSUPPORTED_MEDIA_TYPE', 'BODY_TOO_LARGE', 'DOMAIN_NOT_FOUND', 'INVALID_STATE_TRANSITION',
       'WORKER_UNAVAILABLE', 'WORKER_TIMEOUT', 'WORKER_ERROR',
-      ...(action === 'start' ? (['PATH_NOT_FOUND', 'PATH_NOT_ALLOWED', 'KVM_UNAVAILABLE', 'WORKER_START_FAILED'] as const) : []),
+      ...(action === 'start' ? (['PATH_NOT_FOUND', 'PATH_NOT_ALLOWED', 'UNSUPPORTED_CONFIG', 'KVM_UNAVAILABLE', 'WORKER_START_FAILED'] as const) : []),
     );
     app.post(`/v1/domains/:name/actions/${action}`, {
       bodyLimit: 1024,

@@ -31,7 +31,7 @@ export const domainRoutes: FastifyPluginAsyncZod<{ service: DomainService }> = a
     schema: {
       tags: ['domains'],
       summary: 'Define a domain',
-      description: 'Stores a new definition (state shutoff). Host paths must exist and be regular files. `disks` and `nics` are validated and stored now; the VMM attaches them once its virtio-blk and virtio-net land. Answers 201 with `Location` and `ETag` headers.',
+      description: 'Stores a new definition (state shutoff). Host paths must exist and be regular files. The worker gets the `disks` (virtio-blk) and `nics` (virtio-net over tap) at each start. Answers 201 with `Location` and `ETag` headers.',
       body: DomainSpec,
       response: { 201: json(Domain, 'The new domain'), ...errorResponses(...BODY_ERRORS, 'DOMAIN_EXISTS', 'PATH_NOT_ALLOWED', 'PATH_NOT_FOUND') },
     },

@@ -58,14 +58,18 @@ export const Disk = z
       .optional()
       .meta({ description: 'The serial number the guest sees (virtio-blk allows 20 bytes)' }),
   })
-  .meta({ id: 'Disk', description: 'A virtio-blk disk backed by a host file. Stored and validated now; the VMM attaches disks when its virtio-blk lands.' });
+  .meta({ id: 'Disk', description: 'A virtio-blk disk backed by a host file, in the order given. The VMM reads raw images; a qcow2 disk is stored but start refuses it (422 UNSUPPORTED_CONFIG) until the VMM reads qcow2.' });
 
 export const Nic = z
   .discriminatedUnion('type', [
     z.strictObject({ type: z.literal('tap'), ifname: IfName.optional().meta({ description: 'An existing tap device; created per start when omitted' }), mac: Mac.optional() }),
     z.strictObject({ type: z.literal('bridge'), bridge: IfName.meta({ description: 'The host bridge the tap device joins' }), mac: Mac.optional() }),
   ])
-  .meta({ id: 'Nic', description: 'A virtio-net interface over a tap device. Stored and validated now; the VMM attaches NICs when its virtio-net lands.' });
+  .meta({
+    id: 'Nic',
+    description: 'A virtio-net interface over a tap device. `tap` uses the named tap (created by the worker if missing) or, without `ifname`, one the worker creates for each start and the daemon brings up, named `vm<first 10 hex digits of the UUID>n<index>`; `bridge` uses such a tap and the daemon adds it to the bridge. A tap the worker created goes away with the worker.',
+  });
+export type Nic = z.output<typeof Nic>;
 
 export const Serial = z
   .strictObject({

@@ -20,6 +20,7 @@ import type { Store } from '../store/mod.js';
 import { ConsoleLog } from './console-log.js';
 import { ControlClient, ControlRequestError, type ControlRequestBody } from './control-client.js';
 import { KeyedQueue } from './keyed-queue.js';
+import { linkTaps } from './tap-links.js';
 import { canTransition, checkAction, isActive } from './state-machine.js';
 import {
   isAlive,
@@ -30,6 +31,7 @@ import {
   removeWorkerDir,
   scanWorkers,
   spawnWorker,
+  unsupported,
   workerArgs,
   workerPaths,
   type WorkerCommand,
@@ -59,6 +61,8 @@ export interface SupervisorOptions {
   startTimeoutMs?: number;
   /** `stop` request → worker gone, before SIGKILL (default 10 s) */
   stopTimeoutMs?: number;
+  /** iproute2's `ip`, which wires NIC taps (default `ip`) */
+  ip?: string;
 }
 
 export interface ActionOptions {
@@ -326,6 +330,8 @@ export class Supervisor {
       throw new ApiError('KVM_UNAVAILABLE', `Cannot start domain "${rec.name}": ${this.opts.kvmDevice} does not exist on this host`);
     }
     this.opts.paths.checkDefinition(rec.definition);
+    const why = unsupported(rec.definition);
+    if (why) throw new ApiError('UNSUPPORTED_CONFIG', `Cannot start domain "${rec.name}": ${why}`);
     this.setState(uuid, 'starting', reason);
     let launched: Worker | { early: EndContext; exit: ExitInfo };
     try {
@@ -386,6 +392,13 @@ export class Supervisor {
       if (Date.now() > deadline) throw failed(`no control socket after ${this.startTimeoutMs} ms`);
       if (!existsSync(paths.control)) continue;
       client = await ControlClient.connect(paths.control).catch(() => undefined);
+    }
+    // the worker opened its taps before its control socket: wire them before the guest is ours
+    try {
+      await linkTaps(rec.uuid, rec.definition, this.opts.ip);
+    } catch (err) {
+      client.close();
+      throw failed(`cannot set up its network: ${(err as Error).message}`);
     }
 
     const w = this.newWorker(rec.uuid, child.pid!, paths, client, logOffset);

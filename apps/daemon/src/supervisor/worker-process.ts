@@ -14,7 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DomainDefinition } from '../schemas/domain.js';
+import type { DomainDefinition, Nic } from '../schemas/domain.js';
 
 /** How to run a worker: `execPath` then `args` then `run ...` flags. */
 export interface WorkerCommand {
@@ -44,8 +44,33 @@ export function workerPaths(runtimeDir: string, stateDir: string, uuid: string):
   };
 }
 
+/**
+ * The tap device a domain's NIC `index` uses: the one it names, else one the worker creates
+ * for this start, named from the domain's UUID (`vm` + 10 hex digits + `n` + index: 14
+ * characters, under Linux's 15).
+ */
+export function tapName(uuid: string, nic: Nic, index: number): string {
+  if (nic.type === 'tap' && nic.ifname) return nic.ifname;
+  return `vm${uuid.replace(/-/g, '').slice(0, 10)}n${index}`;
+}
+
+/**
+ * Why the worker cannot run this definition as it stands, or undefined. The checks the zod
+ * schemas cannot make because they are about what `vmm run` takes: it reads raw images only,
+ * and its flags separate options with commas.
+ */
+export function unsupported(def: DomainDefinition): string | undefined {
+  for (const [i, d] of def.disks.entries()) {
+    if (d.format !== 'raw') return `disks[${i}] is ${d.format}; the VMM reads raw images only so far`;
+    if (d.path.includes(',')) return `disks[${i}].path ${d.path} contains a comma, which the VMM's --disk flag cannot take`;
+  }
+  return undefined;
+}
+
 /** The `vmm run` flags for a domain's definition. */
 export function workerArgs(uuid: string, def: DomainDefinition, paths: WorkerPaths): string[] {
+  const disks = def.disks.flatMap((d) => ['--disk', [d.path, ...(d.readonly ? ['ro'] : []), ...(d.serial ? [`serial=${d.serial}`] : [])].join(',')]);
+  const nets = def.nics.flatMap((n, i) => ['--net', [`tap=${tapName(uuid, n, i)}`, ...(n.mac ? [`mac=${n.mac}`] : [])].join(',')]);
   return [
     'run',
     '--kernel', def.boot.kernel,
@@ -53,6 +78,8 @@ export function workerArgs(uuid: string, def: DomainDefinition, paths: WorkerPat
     '--cmdline', def.boot.cmdline ?? 'console=ttyS0',
     '--memory', `${def.memory_mib}M`,
     '--cpus', String(def.vcpus),
+    ...disks,
+    ...nets,
     '--control', paths.control,
     '--console-socket', paths.console,
     '--pid-file', paths.pidFile,

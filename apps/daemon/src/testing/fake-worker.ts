@@ -28,6 +28,8 @@ const { values } = parseArgs({
     'pid-file': { type: 'string' },
     'vm-id': { type: 'string' },
     'no-reboot': { type: 'boolean', default: false },
+    disk: { type: 'string', multiple: true, default: [] },
+    net: { type: 'string', multiple: true, default: [] },
   },
   strict: true,
 });
@@ -69,6 +71,8 @@ function print(text: string): void {
 function boot(): void {
   boots++;
   print(`fake: boot ${boots}\r\n`);
+  for (const d of values.disk!) print(`fake: disk ${d}\r\n`);
+  for (const n of values.net!) print(`fake: net ${n}\r\n`);
 }
 function end(reason: 'poweroff' | 'reset' | 'stopped' | 'crashed', code: number): void {
   setState(reason === 'crashed' ? 'crashed' : 'stopped');
