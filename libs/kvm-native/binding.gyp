@@ -18,7 +18,8 @@
         "src/fd.cc",
         "src/fd_watch.cc",
         "src/tap.cc",
-        "src/io.cc"
+        "src/io.cc",
+        "src/io_uring.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL", "NODE_ADDON_API_DISABLE_DEPRECATED"],

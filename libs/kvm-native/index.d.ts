@@ -143,6 +143,11 @@ export class Vm {
   setGsiRouting(routes: GsiRoute[]): void;
   /** KVM_SIGNAL_MSI; returns the kernel's answer (>0 delivered, 0 blocked) */
   signalMsi(msi: Msi): number;
+  /** KVM_GET_DIRTY_LOG: fills `bitmap` with one bit per 4 KiB page of memory slot `slot`
+   * (bit i of byte i/8 = page i; the slot must carry KVM_MEM_LOG_DIRTY_PAGES) and clears the
+   * kernel's log. The slot must have been set through this Vm and `bitmap` must hold its
+   * pages rounded up to 64 bits (RangeError otherwise). */
+  getDirtyLog(slot: number, bitmap: Uint8Array | BigUint64Array): void;
   close(): void;
 }
 
@@ -316,6 +321,62 @@ export function fdatasync(fd: number): void;
 /** fallocate(2): mode FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE to discard,
  * FALLOC_FL_ZERO_RANGE (|KEEP_SIZE) to write zeroes, 0 to allocate */
 export function fallocate(fd: number, mode: number, offset: number | bigint, len: number | bigint): void;
+
+/** Where the fields of an io_uring's rings lie in their mappings (io_uring_params' sq_off and cq_off). */
+export interface IoUringSqOffsets { head: number; tail: number; ringMask: number; ringEntries: number; flags: number; dropped: number; array: number }
+export interface IoUringCqOffsets { head: number; tail: number; ringMask: number; ringEntries: number; overflow: number; cqes: number }
+
+/** An io_uring instance: its fd and its three mappings (each unmapped when its ArrayBuffer is collected). */
+export interface IoUring {
+  /** O_CLOEXEC; close with closeFd once nothing is in flight */
+  fd: number;
+  /** IORING_FEAT_* the kernel reported */
+  features: number;
+  sqEntries: number;
+  cqEntries: number;
+  /** the submission queue ring (head, tail, mask, array of SQE indices) */
+  sq: ArrayBuffer;
+  /** the completion queue ring (head, tail, mask, CQEs) */
+  cq: ArrayBuffer;
+  /** the submission queue entries, ioUringConstants.SQE_SIZE bytes each */
+  sqes: ArrayBuffer;
+  sqOff: IoUringSqOffsets;
+  cqOff: IoUringCqOffsets;
+}
+
+/** io_uring_setup(2) with `entries` SQEs (and `cqEntries` CQEs: IORING_SETUP_CQSIZE). Throws
+ * KvmError io_uring_setup (ENOSYS, EPERM where io_uring is disabled or filtered). */
+export function ioUringSetup(entries: number, cqEntries?: number): IoUring;
+/** io_uring_enter(2) without a signal mask: the kernel's result (SQEs consumed), or -errno.
+ * Never throws. */
+export function ioUringEnter(fd: number, toSubmit: number, minComplete: number, flags: number): number;
+/** Blocks until `minComplete` CQEs wait (IORING_ENTER_GETEVENTS with a timeout through
+ * IORING_ENTER_EXT_ARG): 0, -ETIME (62) after `timeoutMs`, or another -errno (EINTR: call again). */
+export function ioUringWait(fd: number, minComplete: number, timeoutMs: number): number;
+/** IORING_REGISTER_EVENTFD: `eventfd` is signalled for every completion. */
+export function ioUringRegisterEventfd(fd: number, eventfd: number): void;
+/** IORING_REGISTER_IOWQ_MAX_WORKERS: caps the kernel's worker threads for this ring (0 keeps
+ * a cap); returns the previous [bounded, unbounded]. */
+export function ioUringRegisterIowqMaxWorkers(fd: number, bounded: number, unbounded: number): [number, number];
+/** From include/uapi/linux/io_uring.h: opcodes, flags, features, and the byte offsets of the
+ * SQE/CQE fields (offsetof on the build host's headers). */
+export const ioUringConstants: {
+  IORING_OP_NOP: number; IORING_OP_POLL_ADD: number; IORING_OP_READV: number; IORING_OP_WRITEV: number; IORING_OP_FSYNC: number;
+  IORING_OP_FALLOCATE: number; IORING_OP_READ: number; IORING_OP_WRITE: number;
+  IOSQE_IO_DRAIN: number; IOSQE_IO_LINK: number; IOSQE_ASYNC: number;
+  IORING_FSYNC_DATASYNC: number; IORING_ENTER_GETEVENTS: number; RWF_NOWAIT: number; POLLIN: number; POLLOUT: number;
+  IORING_FEAT_SINGLE_MMAP: number; IORING_FEAT_NODROP: number; IORING_FEAT_SUBMIT_STABLE: number; IORING_FEAT_EXT_ARG: number;
+  SQE_SIZE: number; SQE_OPCODE: number; SQE_FLAGS: number; SQE_IOPRIO: number; SQE_FD: number; SQE_OFF: number;
+  SQE_ADDR: number; SQE_LEN: number; SQE_OP_FLAGS: number; SQE_USER_DATA: number;
+  CQE_SIZE: number; CQE_USER_DATA: number; CQE_RES: number; CQE_FLAGS: number;
+  IOVEC_SIZE: number; UIO_MAXIOV: number;
+};
+/** mmap(MAP_PRIVATE|MAP_ANONYMOUS) of `size` bytes (a multiple of 4096, ≤ 1 GiB): memory whose
+ * address may be handed to the kernel (iovec arrays). Unmapped when `buffer` is collected. */
+export function mmapAnonymous(size: number): { buffer: ArrayBuffer; address: bigint };
+/** The host address of an ArrayBuffer's memory (a Number: user addresses are below 2^47). It
+ * never moves and stays valid while the buffer lives. For handing guest RAM to io_uring. */
+export function arrayBufferAddress(buffer: ArrayBuffer): number;
 
 /** Constants from include/uapi/linux/kvm.h (and if_tun.h, falloc.h, libuv's uv.h) */
 export const constants: {

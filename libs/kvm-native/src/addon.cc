@@ -11,6 +11,7 @@
 #include "fd_watch.h"
 #include "guest_ram.h"
 #include "io.h"
+#include "io_uring.h"
 #include "kick.h"
 #include "tap.h"
 
@@ -77,6 +78,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pwritev", Napi::Function::New<Pwritev>(env, "pwritev"));
   exports.Set("fdatasync", Napi::Function::New<Fdatasync>(env, "fdatasync"));
   exports.Set("fallocate", Napi::Function::New<Fallocate>(env, "fallocate"));
+  exports.Set("ioUringSetup", Napi::Function::New<IoUringSetup>(env, "ioUringSetup"));
+  exports.Set("ioUringEnter", Napi::Function::New<IoUringEnter>(env, "ioUringEnter"));
+  exports.Set("ioUringWait", Napi::Function::New<IoUringWait>(env, "ioUringWait"));
+  exports.Set("ioUringRegisterEventfd", Napi::Function::New<IoUringRegisterEventfd>(env, "ioUringRegisterEventfd"));
+  exports.Set("ioUringRegisterIowqMaxWorkers", Napi::Function::New<IoUringRegisterIowqMaxWorkers>(env, "ioUringRegisterIowqMaxWorkers"));
+  exports.Set("ioUringConstants", MakeIoUringConstants(env));
+  exports.Set("mmapAnonymous", Napi::Function::New<MmapAnonymous>(env, "mmapAnonymous"));
+  exports.Set("arrayBufferAddress", Napi::Function::New<ArrayBufferAddress>(env, "arrayBufferAddress"));
   exports.Set("setErrorClass", Napi::Function::New<SetErrorClass>(env, "setErrorClass"));
   exports.Set("constants", MakeConstants(env));
   exports.Set("kickSignal", Napi::Number::New(env, KickSignal()));

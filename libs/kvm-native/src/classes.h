@@ -4,6 +4,9 @@
 #include <napi.h>
 #include <pthread.h>
 
+#include <cstdint>
+#include <unordered_map>
+
 #include "uapi.h"
 
 namespace kvmnative {
@@ -50,9 +53,13 @@ class Vm : public Napi::ObjectWrap<Vm> {
   Napi::Value Irqfd(const Napi::CallbackInfo& info);
   Napi::Value SetGsiRouting(const Napi::CallbackInfo& info);
   Napi::Value SignalMsi(const Napi::CallbackInfo& info);
+  Napi::Value GetDirtyLog(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   int fd_ = -1;
+  // Bytes of each memory slot set through this object: KVM_GET_DIRTY_LOG writes a bitmap
+  // sized by the slot, so the caller's buffer is checked against it first.
+  std::unordered_map<uint32_t, uint64_t> slotSizes_;
 };
 
 // A vCPU fd (KVM_CREATE_VCPU, or an fd handed to another thread: Vcpu.fromFd) together with

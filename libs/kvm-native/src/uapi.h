@@ -58,6 +58,7 @@ static_assert(sizeof(struct kvm_irqfd) == 32, "kvm_irqfd layout");
 static_assert(sizeof(struct kvm_irq_level) == 8, "kvm_irq_level layout");
 static_assert(sizeof(struct kvm_irq_routing_entry) == 48, "kvm_irq_routing_entry layout");
 static_assert(sizeof(struct kvm_msi) == 32, "kvm_msi layout");
+static_assert(sizeof(struct kvm_dirty_log) == 16, "kvm_dirty_log layout");
 static_assert(offsetof(struct kvm_run, immediate_exit) == 1, "kvm_run.immediate_exit");
 // The flexible-array headers (see __DECLARE_FLEX_ARRAY above): sizes as the kernel sees them.
 static_assert(sizeof(struct kvm_cpuid2) == 8 && offsetof(struct kvm_cpuid2, entries) == 8, "kvm_cpuid2");

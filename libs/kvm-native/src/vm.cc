@@ -27,6 +27,7 @@ Napi::Function Vm::Define(Napi::Env env) {
                          InstanceMethod<&Vm::Irqfd>("irqfd"),
                          InstanceMethod<&Vm::SetGsiRouting>("setGsiRouting"),
                          InstanceMethod<&Vm::SignalMsi>("signalMsi"),
+                         InstanceMethod<&Vm::GetDirtyLog>("getDirtyLog"),
                          InstanceMethod<&Vm::Close>("close"),
                      });
 }
@@ -80,6 +81,11 @@ Napi::Value Vm::SetUserMemoryRegion(const Napi::CallbackInfo& info) {
   r.memory_size = ToU64(env, Field(o, "memorySize"), "memorySize");
   r.userspace_addr = ToU64(env, Field(o, "userspaceAddr"), "userspaceAddr");
   IOCTL(env, fd_, KVM_SET_USER_MEMORY_REGION, &r);
+  if (r.memory_size == 0) {
+    slotSizes_.erase(r.slot);
+  } else {
+    slotSizes_[r.slot] = r.memory_size;
+  }
   return env.Undefined();
 }
 
@@ -197,6 +203,29 @@ Napi::Value Vm::SignalMsi(const Napi::CallbackInfo& info) {
   msi.address_hi = ToU32(env, Field(o, "addressHi"), "addressHi");
   msi.data = ToU32(env, Field(o, "data"), "data");
   return Napi::Number::New(env, IOCTL(env, fd_, KVM_SIGNAL_MSI, &msi));
+}
+
+Napi::Value Vm::GetDirtyLog(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t slot = ToU32(env, info[0], "slot");
+  if (!info[1].IsTypedArray()) throw Napi::TypeError::New(env, "bitmap must be a TypedArray");
+  Napi::TypedArray bitmap = info[1].As<Napi::TypedArray>();
+  auto it = slotSizes_.find(slot);
+  if (it == slotSizes_.end()) {
+    throw Napi::RangeError::New(env, "memory slot " + std::to_string(slot) + " was not set through this Vm");
+  }
+  // api.rst: one bit per page of the slot, in 64-bit longs.
+  uint64_t pages = (it->second + 4095) / 4096;
+  uint64_t need = (pages + 63) / 64 * 8;
+  if (bitmap.ByteLength() < need) {
+    throw Napi::RangeError::New(env, "bitmap must hold at least " + std::to_string(need) + " bytes for slot " +
+                                         std::to_string(slot));
+  }
+  kvm_dirty_log log{};
+  log.slot = slot;
+  log.dirty_bitmap = static_cast<uint8_t*>(bitmap.ArrayBuffer().Data()) + bitmap.ByteOffset();
+  IOCTL(env, fd_, KVM_GET_DIRTY_LOG, &log);
+  return env.Undefined();
 }
 
 Napi::Value Vm::Close(const Napi::CallbackInfo& info) {
