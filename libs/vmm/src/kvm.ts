@@ -16,8 +16,10 @@ export type {
   Vm,
   Vcpu,
   Kvm,
+  IoUring,
 } from '@vmctl/kvm-native';
 
 export const { Kvm: KvmClass, Vcpu: VcpuClass, KvmError, kickVcpu, mmapGuestRam, viewGuestRam, munmapGuestRam, constants } = native;
 export const { eventfd, eventfdRead, eventfdWrite, closeFd, watchFd } = native;
 export const { tapOpen, tapSetOffload, tapSetVnetHdrSize, readv, writev, preadv, pwritev, fdatasync, fallocate } = native;
+export const { ioUringSetup, ioUringEnter, ioUringWait, ioUringRegisterEventfd, ioUringRegisterIowqMaxWorkers, ioUringConstants, mmapAnonymous, arrayBufferAddress } = native;

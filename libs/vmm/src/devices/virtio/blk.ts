@@ -6,9 +6,16 @@
  * partition tables), FLUSH, and either RO, or DISCARD and WRITE_ZEROES. Requests: IN, OUT,
  * FLUSH, GET_ID, DISCARD, WRITE_ZEROES; every other type is answered VIRTIO_BLK_S_UNSUPP.
  *
- * Not offered: VIRTIO_BLK_F_MQ. All of a disk's I/O runs on one I/O thread, in order, and the
- * device thread is one; on this 2-core host more queues would add interrupts and rings, not
- * parallelism. CONFIG_WCE, TOPOLOGY, GEOMETRY, LIFETIME, SECURE_ERASE and ZONED neither.
+ * Not offered: VIRTIO_BLK_F_MQ. One device thread takes every request, and the disk's
+ * io_uring already runs large ones in parallel on the kernel's workers; on this 2-core host
+ * more queues would add interrupts and rings, not parallelism. CONFIG_WCE, TOPOLOGY,
+ * GEOMETRY, LIFETIME, SECURE_ERASE and ZONED neither.
+ *
+ * The data path: a notification (an ioeventfd on the device thread's loop) makes the device
+ * take every available request (the whole ring, not one), parse each and queue it at the
+ * disk; the disk submits them all with one io_uring_enter at the end of the turn, where 4 KiB
+ * reads found in the page cache complete at once, so their answers are in the used ring
+ * before the turn ends. While requests are out the driver is asked not to notify.
  *
  * A request is parsed by `parseBlkRequest` (no I/O: it reads the chain and decides) and either
  * answered at once — errors, GET_ID, a read-only FLUSH — or handed to the backend under a

@@ -381,6 +381,87 @@ test('when the backend is full (EAGAIN) the chain stays in the ring and is sent 
   assert.deepEqual(s.backend.interest, { read: true, write: false });
 });
 
+test('with a transmit ring the turn\'s packets go out in one flush, and each chain is returned once its packet is written', () => {
+  const s = setup({ backend: new FakeNetBackend({ txRing: true }) });
+  const ring = s.backend.txRing!;
+  s.up();
+  for (let d = 0; d < 3; d++) postTx(s, d, {}, frame(60, d));
+
+  s.net.queueNotify(1);
+
+  assert.equal(ring.flushes, 1, 'one flush for the turn');
+  assert.equal(s.backend.writes, 0, 'no writev');
+  assert.deepEqual(s.backend.fromGuest, [0, 1, 2].map((d) => packet({}, frame(60, d))));
+  assert.deepEqual([0, 1, 2].map((i) => s.txDriver.used(i)), [0, 2, 4].map((id) => ({ id, len: 0 })));
+  assert.deepEqual(s.interrupt.queues, [1]);
+  assert.equal(s.net.metrics.txPackets, 3);
+  assert.equal(s.net.metrics.txBytes, 180);
+});
+
+test('with a transmit ring, a full batch is flushed and the turn goes on', () => {
+  const s = setup({ backend: new FakeNetBackend({ txRing: true }) });
+  const ring = s.backend.txRing!;
+  ring.capacity = 2;
+  s.up();
+  for (let d = 0; d < 5; d++) postTx(s, d, {}, frame(60, d));
+
+  s.net.queueNotify(1);
+
+  assert.equal(ring.flushes, 3);
+  assert.deepEqual(s.backend.fromGuest, [0, 1, 2, 3, 4].map((d) => packet({}, frame(60, d))), 'in order');
+  assert.equal(s.txDriver.usedIdx(), 5);
+});
+
+test('with a transmit ring, packets the backend writes later (it was full) hold the queue until they are done', () => {
+  const s = setup({ backend: new FakeNetBackend({ txRing: true }) });
+  const ring = s.backend.txRing!;
+  s.up();
+  ring.holdBack = true;
+  postTx(s, 0, {}, frame(60, 1));
+  s.net.queueNotify(1);
+  postTx(s, 1, {}, frame(60, 2));
+  s.net.queueNotify(1);
+  const held = { used: s.txDriver.usedIdx(), inFlight: ring.inFlight, queued: ring.queued.length };
+
+  ring.holdBack = false;
+  ring.complete();
+
+  assert.deepEqual(held, { used: 0, inFlight: 1, queued: 0 }, 'nothing returned, nothing more queued');
+  assert.deepEqual(s.backend.fromGuest, [packet({}, frame(60, 1)), packet({}, frame(60, 2))], 'in order, nothing lost');
+  assert.equal(s.txDriver.usedIdx(), 2);
+  assert.deepEqual(s.interrupt.queues, [1, 1]);
+});
+
+test('with a transmit ring, a packet the kernel refuses is dropped and counted, its chain returned', () => {
+  const s = setup({ backend: new FakeNetBackend({ txRing: true }) });
+  s.backend.txRing!.result = -22;
+  s.up();
+  postTx(s, 0, {}, frame(60));
+
+  s.net.queueNotify(1);
+
+  assert.equal(s.txDriver.usedIdx(), 1);
+  assert.equal(s.net.metrics.txErrors, 1);
+  assert.equal(s.net.metrics.txPackets, 0);
+});
+
+test('with a transmit ring, a packet written after a reset is not returned on the new queue', () => {
+  const s = setup({ backend: new FakeNetBackend({ txRing: true }) });
+  const ring = s.backend.txRing!;
+  s.up();
+  ring.holdBack = true;
+  postTx(s, 0, {}, frame(60));
+  s.net.queueNotify(1);
+
+  s.net.reset();
+  s.up();
+  ring.holdBack = false;
+  ring.complete();
+
+  assert.equal(s.txDriver.usedIdx(), 0, 'the old packet\'s head is not pushed on the new used ring');
+  assert.equal(s.net.metrics.txPackets, 0);
+});
+
 test('hostile transmit chains are returned unsent and counted: short header, device-writable buffers, too long, too many buffers', () => {
   const s = setup({ backend: new FakeNetBackend({ maxBuffers: 8 }), txSize: 32 });
   s.up();
@@ -640,6 +721,66 @@ test('a frame longer than the buffer is dropped and counted, and the buffer take
   assert.equal(s.net.metrics.rxDropped, 1);
   assert.deepEqual(s.rxDriver.used(0), { id: 0, len: 2048 }, 'a frame that exactly fills the buffer is whole');
   assert.deepEqual(rxBuffer(s, 0, 2048).subarray(12), frame(2036, 5));
+});
+
+test('with a receive ring the frames waiting are read in one flush into the first chains; the rest go back to the ring', () => {
+  const s = setup({ backend: new FakeNetBackend({ rxRing: true }) });
+  s.up();
+  postRx(s, 8, 2048);
+  s.backend.toGuest.push(packet({}, frame(60, 1)), packet({}, frame(100, 2)));
+
+  s.backend.poll();
+
+  assert.equal(s.backend.rxRing!.flushes, 1);
+  assert.equal(s.backend.reads, 0, 'no readv');
+  assert.deepEqual([0, 1].map((i) => s.rxDriver.used(i)), [{ id: 0, len: 72 }, { id: 1, len: 112 }]);
+  assert.equal(s.rxDriver.usedIdx(), 2);
+  assert.deepEqual(readHeader(rxBuffer(s, 0, VIRTIO_NET_HDR_SIZE)).numBuffers, 1);
+  assert.deepEqual(rxBuffer(s, 1, 112).subarray(VIRTIO_NET_HDR_SIZE), frame(100, 2));
+  s.backend.toGuest.push(packet({}, frame(60, 3)));
+  s.backend.poll();
+  assert.deepEqual(s.rxDriver.used(2), { id: 2, len: 72 }, 'the chains not filled were taken again, in order');
+  assert.equal(s.net.metrics.rxPackets, 3);
+});
+
+test('with a receive ring, a frame that lands after a read that found none moves down into the first empty chain', () => {
+  const s = setup({ backend: new FakeNetBackend({ rxRing: true }) });
+  s.up();
+  postRx(s, 8, 2048);
+  s.backend.rxRing!.gapAt = 1;
+  s.backend.toGuest.push(packet({}, frame(60, 1)), packet({}, frame(80, 2)));
+
+  s.backend.poll();
+
+  assert.deepEqual([0, 1].map((i) => s.rxDriver.used(i)), [{ id: 0, len: 72 }, { id: 1, len: 92 }]);
+  assert.deepEqual(rxBuffer(s, 1, 92).subarray(VIRTIO_NET_HDR_SIZE), frame(80, 2), 'the frame read into chain 2 is in chain 1');
+  assert.equal(s.rxDriver.usedIdx(), 2);
+});
+
+test('with a receive ring, a frame longer than its chain is dropped and the chain returned empty', () => {
+  const s = setup({ backend: new FakeNetBackend({ rxRing: true }) });
+  s.up();
+  postRx(s, 4, 64);
+  s.backend.toGuest.push(packet({}, frame(200, 1)), packet({}, frame(40, 2)));
+
+  s.backend.poll();
+
+  assert.deepEqual([0, 1].map((i) => s.rxDriver.used(i)), [{ id: 0, len: 0 }, { id: 1, len: 52 }]);
+  assert.equal(s.net.metrics.rxDropped, 1);
+  assert.equal(s.net.metrics.rxPackets, 1);
+});
+
+test('with a receive ring and mergeable buffers too small for a frame, the device reads frame by frame, spreading them', () => {
+  const s = setup({ backend: new FakeNetBackend({ rxRing: true }), features: VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_NET_F_MRG_RXBUF, rxSize: 16 });
+  s.up();
+  postRx(s, 16, 1024);
+  s.backend.toGuest.push(packet({}, frame(1500, 1)));
+
+  s.backend.poll();
+
+  assert.equal(s.backend.rxRing!.flushes, 0);
+  assert.equal(readHeader(rxBuffer(s, 0, VIRTIO_NET_HDR_SIZE)).numBuffers, 2);
+  assert.equal(s.net.metrics.rxPackets, 1);
 });
 
 test('hostile receive chains: too small for a header they are returned empty and counted; device-readable buffers are skipped', () => {

@@ -7,11 +7,14 @@
  * so headers pass between guest and tap in the same format.
  *
  * Transmit (transmitq1). A notification drains the queue, at most `budget` chains per turn of
- * the event loop. Each chain's device-readable buffers are written to the backend in one
- * writev, as views of guest RAM (no copy), except the header: its 12 bytes are copied and
- * checked first (flags the device does not recognise are cleared, §5.1.6.2.2; a gso_type the
- * driver did not negotiate drops the packet, §5.1.6.2.1). When the backend is full the chain
- * is given back to the ring (`Virtqueue.rewind`) and the device waits until it is writable.
+ * the event loop. Each chain's device-readable buffers are written to the backend as views of
+ * guest RAM (no copy), except the header: its 12 bytes are copied and checked first (flags the
+ * device does not recognise are cleared, §5.1.6.2.2; a gso_type the driver did not negotiate
+ * drops the packet, §5.1.6.2.1). With a backend that has a transmit ring (a tap's io_uring,
+ * `NetTxRing`) the turn's packets are queued there and written with one system call, and each
+ * chain goes back to the driver once its packet is written; otherwise each packet is one
+ * writev. When the backend is full the chain is given back to the ring (`Virtqueue.rewind`)
+ * and the device waits until it is writable (or until the ring's packets in flight are done).
  * While it drains the ring the driver is asked not to notify (`setNotification`): packets it
  * adds meanwhile are found without a VM exit each.
  *
@@ -49,7 +52,7 @@ import {
   type VirtioDevice,
 } from './device.js';
 export { parseMac, formatMac } from './net/mac.js';
-import { NO_OFFLOADS, type NetBackend, type NetBackendHandler, type NetOffloads } from './net/backend.js';
+import { NO_OFFLOADS, type NetBackend, type NetBackendHandler, type NetOffloads, type NetRxRing, type NetTxRing } from './net/backend.js';
 import { isQueueError, type DescriptorChain, type QueueError, type Virtqueue } from './queue.js';
 
 // Feature bits (§5.1.3).
@@ -180,8 +183,18 @@ interface Session {
   rxNotify: boolean;
   rxBackoff: boolean;
   txBlocked: boolean;
+  /** packets are in flight in the backend's transmit ring (written later: it was full) */
+  txRingWait: boolean;
   txScheduled: boolean;
 }
+
+// What #send did with a packet.
+/** written (or dropped and counted): the chain goes back now */
+const TX_DONE = 0;
+/** queued in the backend's transmit ring: the chain goes back when it is written */
+const TX_QUEUED = 1;
+/** the backend cannot take it now */
+const TX_FULL = 2;
 
 /** The offloads of GUEST_* features the driver accepted (what the backend may hand it). */
 export function guestOffloadsOf(features: bigint): NetOffloads {
@@ -293,6 +306,15 @@ export class VirtioNet implements VirtioDevice {
   #rxHeads = new Uint16Array(0);
   #rxCaps = new Float64Array(0);
   #rxViewCounts = new Uint32Array(0);
+  /** with a receive ring: where each chain's views start in #rxViews */
+  #rxViewStarts = new Uint32Array(0);
+  /** with a receive ring: chains to take per turn, following how many frames the last turn found */
+  #rxBatch = 8;
+  #rxPushed = false;
+  /** chains of the receive ring's batch filled so far (all the first ones) */
+  #rxFilled = 0;
+  readonly #rxChainScratch: Uint8Array[] = [];
+  readonly #rxRingDone = (i: number, bytes: number): void => this.#rxRingDeliver(i, bytes);
   #rxHeld = 0;
   #rxCapacity = 0;
   /** bad chains were returned to the used ring during this turn */
@@ -303,6 +325,13 @@ export class VirtioNet implements VirtioDevice {
   // Transmit: the header's copy and the iovecs of one packet.
   readonly #txHeader = new Uint8Array(VIRTIO_NET_HDR_SIZE);
   readonly #txViews: Uint8Array[] = [];
+  /** frame bytes of each packet queued in the backend's ring, by head */
+  #txQueuedBytes = new Float64Array(0);
+  /** used elements pushed in this turn (for the interrupt decision) */
+  #txPushed = false;
+  /** changes at every activation: a ring packet's token is epoch·2^16 + head, so a packet written after a reset is not answered on the new queue */
+  #txEpoch = 0;
+  readonly #txDone = (head: number, result: number): void => this.#txWritten(head, result);
 
   constructor(options: VirtioNetOptions) {
     const backend = options.backend;
@@ -350,6 +379,7 @@ export class VirtioNet implements VirtioDevice {
       failed: (errno) => this.#guard(() => this.#onBackendFailed(errno)),
     };
     backend.attach(this.#handler);
+    if (backend.txRing !== undefined) backend.txRing.onLateDone = (head, result) => this.#guard(() => this.#txLateDone(head, result));
   }
 
   // --- VirtioDevice ---
@@ -394,12 +424,16 @@ export class VirtioNet implements VirtioDevice {
       rxNotify: true,
       rxBackoff: false,
       txBlocked: false,
+      txRingWait: false,
       txScheduled: false,
     };
+    if (tx !== undefined && this.#txQueuedBytes.length < tx.size) this.#txQueuedBytes = new Float64Array(tx.size);
+    this.#txEpoch = (this.#txEpoch + 1) & 0xffff;
     if (rx !== undefined && this.#rxHeads.length < rx.size) {
       this.#rxHeads = new Uint16Array(rx.size);
       this.#rxCaps = new Float64Array(rx.size);
       this.#rxViewCounts = new Uint32Array(rx.size);
+      this.#rxViewStarts = new Uint32Array(rx.size);
     }
     this.#rxHeld = 0;
     this.#rxCapacity = 0;
@@ -437,9 +471,14 @@ export class VirtioNet implements VirtioDevice {
     return { mac: formatMac(this.mac) };
   }
 
-  /** Lets go of the backend (which stays open: its owner closes it). Call when the machine goes away. */
+  /**
+   * Lets go of the backend (which stays open: its owner closes it). Call when the machine goes
+   * away, before guest RAM does: packets still in the transmit ring are waited for (a second
+   * at most), since the kernel reads them from guest RAM.
+   */
   close(): void {
     this.#stop();
+    this.#backend.txRing?.drainSync(1000);
     this.#backend.detach();
   }
 
@@ -454,6 +493,8 @@ export class VirtioNet implements VirtioDevice {
     const q = s?.rx;
     if (s === undefined || q === undefined || s.broken || s.rxWaiting || s.rxBackoff) return;
     const backend = this.#backend;
+    const ring = backend.rxRing;
+    if (ring !== undefined && this.#receiveRing(s, q, ring)) return;
     const views = this.#rxViews;
     let pushed = false;
     this.#rxReturned = false;
@@ -504,6 +545,132 @@ export class VirtioNet implements VirtioDevice {
     if ((pushed || this.#rxReturned) && q.needsNotification()) s.activation.interrupt.notifyQueue(VIRTIO_NET_RX_QUEUE);
     if (s.rxWaiting) this.#updateInterest();
     else this.#rxNotifications(s, false);
+  }
+
+  /**
+   * Reception through the backend's receive ring: takes up to #rxBatch chains, each able to
+   * hold the largest frame the guest can get (every chain without MRG_RXBUF, §5.1.6.3.2;
+   * with it, when the driver's buffers are that large), and reads as many frames as wait into
+   * them with one call; the chains that got none go back to the ring. False when this turn
+   * must take the per-frame path instead (mergeable buffers smaller than a frame).
+   */
+  #receiveRing(s: Session, q: Virtqueue, ring: NetRxRing): boolean {
+    const views = this.#rxViews;
+    const max = this.#backend.maxBuffers - 1; // one iovec for the ring's spare byte
+    const want = Math.min(this.#rxBatch, ring.capacity, this.#budget, q.size);
+    views.length = 0;
+    this.#rxPushed = false;
+    this.#rxReturned = false;
+    let taken = 0;
+    while (taken < want) {
+      const c = q.pop();
+      if (c === undefined) {
+        if (taken > 0) break;
+        if (!s.rxNotify) {
+          // Ask for a notification when the driver adds buffers, then look once more (§2.7.10).
+          this.#rxNotifications(s, true);
+          continue;
+        }
+        s.rxWaiting = true;
+        this.metrics.rxNoBuffers++;
+        break;
+      }
+      if (isQueueError(c)) {
+        if (taken > 0) q.rewind(taken);
+        views.length = 0;
+        this.#queueBroken(s, VIRTIO_NET_RX_QUEUE, c);
+        return true;
+      }
+      const before = views.length;
+      const cap = this.#rxChainViews(s.memory, c, max);
+      if (cap < VIRTIO_NET_HDR_SIZE || (s.mergeable && cap < s.rxWant)) {
+        views.length = before;
+        if (taken > 0 || cap >= VIRTIO_NET_HDR_SIZE) {
+          // Read with the chains taken (this one is read next turn), or, for mergeable
+          // buffers smaller than a frame, on the per-frame path that spreads frames over them.
+          q.rewind(1);
+          if (taken > 0) break;
+          return false;
+        }
+        // No room for a header (§5.1.6.3.1), or more buffers than one read takes: returned unused.
+        q.pushUsed(c.head, 0);
+        this.metrics.rxBadBuffers++;
+        this.#rxReturned = true;
+        continue;
+      }
+      const chain = this.#rxChainScratch;
+      chain.length = 0;
+      for (let v = before; v < views.length; v++) chain.push(views[v]!);
+      if (!ring.queue(taken, chain)) {
+        views.length = before;
+        q.rewind(1);
+        break;
+      }
+      this.#rxHeads[taken] = c.head;
+      this.#rxCaps[taken] = cap;
+      this.#rxViewStarts[taken] = before;
+      this.#rxViewCounts[taken] = views.length - before;
+      taken++;
+    }
+    if (taken > 0) {
+      this.#rxFilled = 0;
+      ring.flush(this.#rxRingDone);
+      // The chains filled are the first ones (see #rxRingDeliver); the others go back.
+      const n = this.#rxFilled;
+      if (n < taken) q.rewind(taken - n);
+      // As many chains next turn as there were frames this turn (twice, when all were full).
+      this.#rxBatch = n === taken ? Math.min(2 * taken, VIRTIO_NET_QUEUE_SIZE) : Math.max(4, n + 1);
+    }
+    views.length = 0;
+    if ((this.#rxPushed || this.#rxReturned) && q.needsNotification()) s.activation.interrupt.notifyQueue(VIRTIO_NET_RX_QUEUE);
+    if (s.rxWaiting) this.#updateInterest();
+    else this.#rxNotifications(s, false);
+    return true;
+  }
+
+  /**
+   * Chain `j` of the receive ring's batch got a frame of `n` bytes (header included). The
+   * calls come in chain order; when an earlier chain got none (the frame arrived while the
+   * batch ran), the frame moves down into the first chain not filled, so that the chains
+   * filled are always the first ones and the rest can go back to the ring.
+   */
+  #rxRingDeliver(j: number, n: number): void {
+    const s = this.#session!;
+    const q = s.rx!;
+    const views = this.#rxViews;
+    let i = j;
+    const first = this.#rxFilled;
+    if (j > first && n <= this.#rxCaps[first]!) {
+      copyAcross(views, this.#rxViewStarts[j]!, this.#rxViewCounts[j]!, this.#rxViewStarts[first]!, this.#rxViewCounts[first]!, n);
+      i = first;
+    } else {
+      // It cannot move (a chain too small for it; never for the buffers a driver posts):
+      // the chains before it go back empty.
+      for (let k = first; k < j; k++) {
+        q.pushUsed(this.#rxHeads[k]!, 0);
+        this.metrics.rxBadBuffers++;
+      }
+    }
+    this.#rxFilled = i + 1;
+    const start = this.#rxViewStarts[i]!;
+    const count = this.#rxViewCounts[i]!;
+    const head = this.#rxHeads[i]!;
+    // Longer than the chain (the spare byte took the rest; never for a frame the guest can
+    // get), or a gso_type the guest did not negotiate: dropped, the chain returned empty.
+    if (n > this.#rxCaps[i]! || !gsoAllowed(chainHeaderByte(views, start, count, VIRTIO_NET_HDR_GSO_TYPE), s.rxGso, s.rxEcn)) {
+      this.metrics.rxDropped++;
+      q.pushUsed(head, 0);
+      this.#rxPushed = true;
+      return;
+    }
+    setChainHeaderByte(views, start, count, VIRTIO_NET_HDR_FLAGS, chainHeaderByte(views, start, count, VIRTIO_NET_HDR_FLAGS) & s.rxFlags);
+    // §5.1.6.4.1: num_buffers is 1: the frame is in one chain.
+    setChainHeaderByte(views, start, count, VIRTIO_NET_HDR_NUM_BUFFERS, 1);
+    setChainHeaderByte(views, start, count, VIRTIO_NET_HDR_NUM_BUFFERS + 1, 0);
+    q.pushUsed(head, n);
+    this.metrics.rxPackets++;
+    this.metrics.rxBytes += n - VIRTIO_NET_HDR_SIZE;
+    this.#rxPushed = true;
   }
 
   /**
@@ -646,8 +813,9 @@ export class VirtioNet implements VirtioDevice {
   #transmit(): void {
     const s = this.#session;
     const q = s?.tx;
-    if (s === undefined || q === undefined || s.broken || s.txBlocked) return;
-    let pushed = false;
+    if (s === undefined || q === undefined || s.broken || s.txBlocked || s.txRingWait) return;
+    const ring = this.#backend.txRing;
+    this.#txPushed = false;
     // No notifications while the device drains the ring: the driver adds packets without a
     // VM exit each, and the device finds them in this loop.
     q.setNotification(false);
@@ -665,17 +833,26 @@ export class VirtioNet implements VirtioDevice {
         this.#queueBroken(s, VIRTIO_NET_TX_QUEUE, c);
         return;
       }
-      if (!this.#send(s, c)) {
-        // The backend is full: the chain goes back to the ring until it is writable.
+      let r = this.#send(s, c, ring);
+      if (r === TX_FULL && ring !== undefined && ring.flush(this.#txDone) === 0) r = this.#send(s, c, ring);
+      if (r === TX_FULL) {
+        // The backend is full: the chain goes back to the ring until it is writable (or, with
+        // a transmit ring, until what it holds is written).
         q.rewind(1);
-        s.txBlocked = true;
         this.metrics.txBlocked++;
-        this.#updateInterest();
+        if (ring !== undefined) {
+          s.txRingWait = true;
+        } else {
+          s.txBlocked = true;
+          this.#updateInterest();
+        }
         break;
       }
-      // §2.7.8: used length is what the device wrote into the chain: nothing.
-      q.pushUsed(c.head, 0);
-      pushed = true;
+      if (r === TX_DONE) {
+        // §2.7.8: used length is what the device wrote into the chain: nothing.
+        q.pushUsed(c.head, 0);
+        this.#txPushed = true;
+      }
       if (n === this.#budget - 1 && !s.txScheduled) {
         s.txScheduled = true;
         setImmediate(() => {
@@ -684,16 +861,48 @@ export class VirtioNet implements VirtioDevice {
         });
       }
     }
-    if (pushed && q.needsNotification()) s.activation.interrupt.notifyQueue(VIRTIO_NET_TX_QUEUE);
+    if (ring !== undefined && ring.flush(this.#txDone) > 0) s.txRingWait = true;
+    if (this.#txPushed && q.needsNotification()) s.activation.interrupt.notifyQueue(VIRTIO_NET_TX_QUEUE);
   }
 
-  /** Sends one packet, or drops it (counted). False only when the backend is full. */
-  #send(s: Session, c: DescriptorChain): boolean {
+  /** A packet of the transmit ring was written (or refused: -errno): its chain goes back. */
+  #txWritten(token: number, result: number): void {
+    const s = this.#session;
+    const q = s?.tx;
+    const head = token & 0xffff;
+    // A packet from before a reset: its chain is no longer ours to return.
+    if (q === undefined || token >>> 16 !== this.#txEpoch || head >= q.size) return;
+    if (result < 0) {
+      this.metrics.txErrors++;
+    } else {
+      this.metrics.txPackets++;
+      this.metrics.txBytes += this.#txQueuedBytes[head]!;
+    }
+    q.pushUsed(head, 0);
+    this.#txPushed = true;
+  }
+
+  /** The transmit ring wrote a packet after the turn that queued it (the backend had been full). */
+  #txLateDone(token: number, result: number): void {
+    this.#txPushed = false;
+    this.#txWritten(token, result);
+    const s = this.#session;
+    const q = s?.tx;
+    if (s === undefined || q === undefined) return;
+    if (this.#txPushed && q.needsNotification()) s.activation.interrupt.notifyQueue(VIRTIO_NET_TX_QUEUE);
+    if (s.txRingWait && (this.#backend.txRing?.inFlight ?? 0) === 0) {
+      s.txRingWait = false;
+      this.#transmit();
+    }
+  }
+
+  /** Sends (or queues) one packet, or drops it (counted). */
+  #send(s: Session, c: DescriptorChain, ring: NetTxRing | undefined): number {
     const m = this.metrics;
     // A packet is the device-readable header and frame (§5.1.6.2): nothing for us to write.
     if (c.writableBytes > 0 || c.readableBytes < VIRTIO_NET_HDR_SIZE || c.readableBytes > VIRTIO_NET_MAX_TX_PACKET) {
       m.txDropped++;
-      return true;
+      return TX_DONE;
     }
     const memory = s.memory;
     const hdr = this.#txHeader;
@@ -715,12 +924,12 @@ export class VirtioNet implements VirtioDevice {
       }
       if (skip < len && appendViews(memory, addr + skip, len - skip, views) < 0) {
         m.txDropped++;
-        return true;
+        return TX_DONE;
       }
     }
     if (views.length > this.#backend.maxBuffers) {
       m.txDropped++;
-      return true;
+      return TX_DONE;
     }
     // §5.1.6.2.2: flag bits the device does not recognise are ignored (cleared, so the kernel
     // never sees one the driver had no right to set); §5.1.6.2.1: no gso_type the driver did
@@ -728,11 +937,16 @@ export class VirtioNet implements VirtioDevice {
     hdr[VIRTIO_NET_HDR_FLAGS] &= s.txFlags;
     if (!gsoAllowed(hdr[VIRTIO_NET_HDR_GSO_TYPE]!, s.txGso, s.txEcn)) {
       m.txDropped++;
-      return true;
+      return TX_DONE;
     }
     // §5.1.6.2.1: num_buffers is unused on transmit (the driver sets it to zero).
     hdr[VIRTIO_NET_HDR_NUM_BUFFERS] = 0;
     hdr[VIRTIO_NET_HDR_NUM_BUFFERS + 1] = 0;
+    if (ring !== undefined) {
+      if (!ring.queue(this.#txEpoch * 0x10000 + c.head, views)) return TX_FULL;
+      this.#txQueuedBytes[c.head] = c.readableBytes - VIRTIO_NET_HDR_SIZE;
+      return TX_QUEUED;
+    }
     let n: number;
     try {
       n = this.#backend.writev(views);
@@ -740,12 +954,12 @@ export class VirtioNet implements VirtioDevice {
       // Refused by the backend: the link is down (EIO), the kernel rejects the frame (EINVAL:
       // shorter than an Ethernet header, a bad GSO header...). Like a NIC, drop it.
       m.txErrors++;
-      return true;
+      return TX_DONE;
     }
-    if (n < 0) return false;
+    if (n < 0) return TX_FULL;
     m.txPackets++;
     m.txBytes += c.readableBytes - VIRTIO_NET_HDR_SIZE;
-    return true;
+    return TX_DONE;
   }
 
   #onWritable(): void {
@@ -774,6 +988,8 @@ export class VirtioNet implements VirtioDevice {
   #stop(): void {
     if (this.#session === undefined) return;
     this.#session = undefined;
+    // The kernel may still read packets in flight from guest RAM the driver now owns again.
+    this.#backend.txRing?.drainSync(100);
     this.#rxHeld = 0;
     this.#rxCapacity = 0;
     this.#rxViews.length = 0;
@@ -854,5 +1070,51 @@ function setHeaderByte(views: readonly Uint8Array[], off: number, value: number)
       return;
     }
     off -= v.length;
+  }
+}
+
+/** Byte `off` of the header at the start of views [start, start+count). */
+function chainHeaderByte(views: readonly Uint8Array[], start: number, count: number, off: number): number {
+  for (let i = start; i < start + count; i++) {
+    const v = views[i]!;
+    if (off < v.length) return v[off]!;
+    off -= v.length;
+  }
+  return 0;
+}
+
+function setChainHeaderByte(views: readonly Uint8Array[], start: number, count: number, off: number, value: number): void {
+  for (let i = start; i < start + count; i++) {
+    const v = views[i]!;
+    if (off < v.length) {
+      v[off] = value;
+      return;
+    }
+    off -= v.length;
+  }
+}
+
+/** Copies `n` bytes from the views [from, from+fromCount) to the views [to, to+toCount). */
+function copyAcross(views: readonly Uint8Array[], from: number, fromCount: number, to: number, toCount: number, n: number): void {
+  let fi = from;
+  let fo = 0;
+  let ti = to;
+  let to_ = 0;
+  while (n > 0 && fi < from + fromCount && ti < to + toCount) {
+    const src = views[fi]!;
+    const dst = views[ti]!;
+    const len = Math.min(n, src.length - fo, dst.length - to_);
+    dst.set(src.subarray(fo, fo + len), to_);
+    n -= len;
+    fo += len;
+    to_ += len;
+    if (fo === src.length) {
+      fi++;
+      fo = 0;
+    }
+    if (to_ === dst.length) {
+      ti++;
+      to_ = 0;
+    }
   }
 }

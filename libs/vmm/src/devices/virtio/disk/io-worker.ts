@@ -1,5 +1,6 @@
 /**
- * A disk's I/O thread: a worker_thread that runs the requests its backend puts in the
+ * A disk's I/O thread, where io_uring is not available (`thread-io.ts` starts it; `uring-io.ts`
+ * is the first choice): a worker_thread that runs the requests its backend puts in the
  * shared rings (`io-protocol.ts`) with synchronous, zero-copy syscalls — `preadv`/`pwritev`
  * straight between the image and its own views of guest RAM (`viewGuestRam`), `fdatasync`,
  * `fallocate` — one request at a time, in submission order, and reports each result.

@@ -8,38 +8,32 @@
  * negotiate FLUSH gets write-through instead (the device asks for an fdatasync after every
  * write, virtio 1.2 §5.2.6.2).
  *
- * I/O never runs on the device thread's event loop nor on a vCPU thread: a worker_thread of
- * its own (`io-worker.ts`) runs each request with zero-copy `preadv`/`pwritev` between the
- * image and guest RAM, and `fdatasync`/`fallocate`, and reports completions through shared
- * memory (`io-protocol.ts`). The device thread submits with a few stores and learns of
- * completions through `Atomics.waitAsync`, so it never blocks — except in `drainSync()`,
- * which a device reset uses to make sure no request still writes into guest RAM.
+ * I/O never blocks the device thread's event loop nor a vCPU thread. It goes through one of
+ * two engines, zero-copy between the image and guest RAM both:
+ *
+ * - `uring-io.ts` (the default): io_uring. The device thread queues requests in the ring's
+ *   shared memory and submits a turn's worth with one io_uring_enter; small reads and writes
+ *   whose pages are in the host page cache complete inside that call, larger or blocking ones
+ *   run on the kernel's own workers, in parallel, and an eventfd on the device thread's loop
+ *   reports them.
+ * - `thread-io.ts`, where io_uring is missing or filtered (seccomp): a worker_thread of the
+ *   disk's own (`io-worker.ts`) runs requests in order with `preadv`/`pwritev`/`fdatasync`/
+ *   `fallocate`, reporting through shared memory (`io-protocol.ts`).
+ *
+ * `drainSync()` is the one place the device thread blocks: a device reset uses it to make
+ * sure no request still writes into guest RAM.
  *
  * A request is identified by a tag the device chooses in 0..maxRequests-1 (so the number in
  * flight is bounded by construction); the device fills the tag's segment array, then submits,
- * and hears back through `onComplete` per request and `onBatch` per batch.
+ * and hears back through `onComplete` per request and `onBatch` per batch — never from inside
+ * `submit()`.
  */
-import { closeSync, existsSync, fstatSync, openSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { VmmError } from '../../../errors.js';
-import {
-  EIO,
-  IO_CTRL_COMP_TAIL,
-  IO_CTRL_IDLE,
-  IO_CTRL_READY,
-  IO_CTRL_SEQ,
-  IO_CTRL_STOP,
-  IO_CTRL_SUB_TAIL,
-  IO_CTRL_WORDS,
-  IO_OP_FLUSH,
-  IO_SLOT_NSEG,
-  IO_SLOT_OFFSET,
-  IO_SLOT_OP,
-  IO_SLOT_RESULT,
-  IO_SLOT_WORDS,
-  type IoWorkerData,
-} from './io-protocol.js';
+import { viewGuestRam } from '../../../kvm.js';
+import { EIO, IO_OP_FLUSH } from './io-protocol.js';
+import { ThreadIo } from './thread-io.js';
+import { UringIo } from './uring-io.js';
 
 export {
   IO_OP_DISCARD,
@@ -90,19 +84,21 @@ export interface DiskBackend {
 export interface RawDiskOptions {
   path: string;
   readOnly?: boolean;
-  /** `GuestRam.address` of the guest RAM mapping (mmapGuestRam): the I/O thread views it */
+  /** `GuestRam.address` of the guest RAM mapping (mmapGuestRam): the segments point into it */
   ramAddress: bigint;
   /** requests in flight at most (default 256, a virtio queue's worth) */
   maxRequests?: number;
   /** segments per request at most (default 254: a 256-entry queue less header and status) */
   maxSegments?: number;
+  /** 'auto' (default): io_uring where the kernel allows it, else the I/O thread */
+  engine?: 'auto' | 'io_uring' | 'thread';
 }
 
 export const RAW_DISK_DEFAULT_MAX_REQUESTS = 256;
 export const RAW_DISK_DEFAULT_MAX_SEGMENTS = 254;
 
 export interface RawDiskMetrics {
-  /** requests submitted to the I/O thread */
+  /** requests submitted */
   submitted: number;
   /** requests that completed with an error */
   failed: number;
@@ -113,6 +109,19 @@ export interface RawDiskMetrics {
 /** Host-internal requests (close()'s and flush()'s fdatasync) use the tag after the device's. */
 const OWN_TAGS = 1;
 
+/** What RawDisk needs from an engine (uring-io.ts, thread-io.ts). */
+interface DiskIo {
+  /** requests submitted and not yet delivered */
+  readonly active: number;
+  segments(tag: number): Float64Array;
+  submit(tag: number, op: number, offset: number, nseg: number): void;
+  /** hands finished requests to `done`; returns how many */
+  deliver(done: (tag: number, result: number) => void): number;
+  drainSync(timeoutMs: number): boolean;
+  /** keep the process alive (work in flight) or not */
+  setRef(on: boolean): void;
+}
+
 export class RawDisk implements DiskBackend {
   readonly path: string;
   readonly readOnly: boolean;
@@ -120,39 +129,38 @@ export class RawDisk implements DiskBackend {
   readonly blockSize: number;
   readonly maxRequests: number;
   readonly maxSegments: number;
+  /** the I/O engine in use */
+  readonly engine: 'io_uring' | 'thread';
+  /** why io_uring is not in use (undefined when it is) */
+  readonly engineNote: string | undefined;
   readonly metrics: RawDiskMetrics = { submitted: 0, failed: 0, threadDied: 0 };
   onComplete: (tag: number, result: number) => void = () => {};
   onBatch: () => void = () => {};
 
   readonly #fd: number;
-  readonly #ctrl: Int32Array;
-  readonly #rings: Int32Array;
-  readonly #slots: Float64Array;
-  readonly #segViews: Float64Array[];
-  readonly #ringSize: number;
-  readonly #worker: Worker;
-  readonly #exited: Promise<void>;
+  readonly #io: DiskIo;
+  readonly #uring: UringIo | undefined;
+  readonly #thread: ThreadIo | undefined;
   readonly #ownTag: number;
-  #subTail = 0;
-  #compHead = 0;
   #inFlight = 0;
-  #armed = false;
-  #wakeScheduled = false;
   #ref = false;
-  /** tags in flight, for failing them if the thread dies */
+  /** tags in flight: a completion for any other is ignored */
   readonly #pending: Uint8Array;
-  /** completions made up on this side (the thread died): tag, result pairs */
-  #failedLocally: number[] = [];
-  #dead = false;
   #closing: Promise<void> | undefined;
+  #closed = false;
   #hostFlush: { resolve: (r: number) => void } | undefined;
   #hostFlushBusy: Promise<number> | undefined;
+  readonly #deliverOne = (tag: number, result: number): void => {
+    this.#delivered += this.#complete(tag, result);
+  };
+  #delivered = 0;
 
   constructor(options: RawDiskOptions) {
     const { path, ramAddress } = options;
     const readOnly = options.readOnly ?? false;
     const maxRequests = options.maxRequests ?? RAW_DISK_DEFAULT_MAX_REQUESTS;
     const maxSegments = options.maxSegments ?? RAW_DISK_DEFAULT_MAX_SEGMENTS;
+    const engine = options.engine ?? 'auto';
     if (!Number.isInteger(maxRequests) || maxRequests < 1 || maxRequests > 4096) {
       throw new VmmError('INVALID_CONFIG', `disk ${path}: maxRequests must be 1..4096, not ${maxRequests}`);
     }
@@ -183,116 +191,69 @@ export class RawDisk implements DiskBackend {
     this.#fd = fd;
     const tags = maxRequests + OWN_TAGS;
     this.#ownTag = maxRequests;
-    this.#ringSize = 2 ** Math.ceil(Math.log2(tags));
-    const ctrl = new SharedArrayBuffer(4 * IO_CTRL_WORDS);
-    const rings = new SharedArrayBuffer(4 * 2 * this.#ringSize);
-    const slots = new SharedArrayBuffer(8 * IO_SLOT_WORDS * tags);
-    const segments = new SharedArrayBuffer(8 * 2 * maxSegments * tags);
-    this.#ctrl = new Int32Array(ctrl);
-    this.#rings = new Int32Array(rings);
-    this.#slots = new Float64Array(slots);
-    const all = new Float64Array(segments);
-    this.#segViews = Array.from({ length: tags }, (_, t) => all.subarray(t * 2 * maxSegments, (t + 1) * 2 * maxSegments));
     this.#pending = new Uint8Array(tags);
+    const onReady = (): void => {
+      this.poll();
+    };
 
-    this.#worker = startIoThread({
-      kind: 'vmctl-disk-io',
-      fd,
-      ramAddress,
-      ctrl,
-      rings,
-      slots,
-      segments,
-      ring: this.#ringSize,
-      maxSegments,
-    });
-    // The thread keeps the process alive only while it has work (see #setRef).
-    this.#worker.unref();
-    this.#exited = new Promise((resolve) => {
-      this.#worker.once('exit', () => {
-        this.#threadEnded();
-        resolve();
-      });
-    });
-    // An error ends the thread ('exit' follows); its requests fail there.
-    this.#worker.on('error', () => {});
+    let uring: UringIo | string = 'not asked for';
+    if (engine !== 'thread') {
+      let ramSize: number | undefined;
+      try {
+        ramSize = viewGuestRam(ramAddress).size;
+      } catch (err) {
+        uring = `guest RAM at 0x${ramAddress.toString(16)}: ${(err as Error).message}`;
+      }
+      if (ramSize !== undefined) uring = UringIo.open({ fd, ramAddress, ramSize, tags, maxSegments, onReady });
+    }
+    if (typeof uring === 'string') {
+      if (engine === 'io_uring') {
+        closeSync(fd);
+        throw new VmmError('INVALID_CONFIG', `disk ${path}: cannot use io_uring: ${uring}`);
+      }
+      this.engine = 'thread';
+      this.engineNote = uring;
+      this.#thread = new ThreadIo({ fd, ramAddress, tags, maxSegments, onReady, onDied: () => this.metrics.threadDied++ });
+      this.#io = this.#thread;
+    } else {
+      this.engine = 'io_uring';
+      this.engineNote = undefined;
+      this.#uring = uring;
+      this.#io = uring;
+    }
   }
 
   get inFlight(): number {
     return this.#inFlight;
   }
 
-  /** True once the I/O thread runs (it boots its own JS engine: tens of ms). */
-  get ready(): boolean {
-    return Atomics.load(this.#ctrl, IO_CTRL_READY) === 1;
-  }
-
   segments(tag: number): Float64Array {
-    return this.#segViews[tag]!;
+    return this.#io.segments(tag);
   }
 
   submit(tag: number, op: number, offset: number, nseg: number): void {
     this.#inFlight++;
     this.#pending[tag] = 1;
     this.metrics.submitted++;
-    if (this.#dead) {
-      this.#failLocally(tag);
-      return;
-    }
-    const s = this.#slots;
-    const base = tag * IO_SLOT_WORDS;
-    s[base + IO_SLOT_OP] = op;
-    s[base + IO_SLOT_OFFSET] = offset;
-    s[base + IO_SLOT_NSEG] = nseg;
-    s[base + IO_SLOT_RESULT] = 0;
-    this.#rings[this.#subTail & (this.#ringSize - 1)] = tag;
-    this.#subTail = (this.#subTail + 1) | 0;
-    Atomics.store(this.#ctrl, IO_CTRL_SUB_TAIL, this.#subTail);
-    // Waking the thread is a futex syscall, the dearest part of a submission: one per batch
-    // (the requests submitted in this turn), and only if the thread sleeps. If it is awake,
-    // it reads the tail again before it sleeps, and sees this request.
-    if (!this.#wakeScheduled && Atomics.load(this.#ctrl, IO_CTRL_IDLE) === 1) {
-      this.#wakeScheduled = true;
-      queueMicrotask(this.#wakeIfIdle);
-    }
+    this.#io.submit(tag, op, offset, nseg);
     this.#setRef(true);
-    this.#arm();
   }
 
   poll(): number {
-    let n = 0;
-    const tail = Atomics.load(this.#ctrl, IO_CTRL_COMP_TAIL);
-    const mask = this.#ringSize - 1;
-    while (this.#compHead !== tail) {
-      const tag = this.#rings[this.#ringSize + (this.#compHead & mask)]!;
-      this.#compHead = (this.#compHead + 1) | 0;
-      n += this.#complete(tag, this.#slots[tag * IO_SLOT_WORDS + IO_SLOT_RESULT]!);
-    }
-    if (this.#failedLocally.length > 0) {
-      const failed = this.#failedLocally;
-      this.#failedLocally = [];
-      for (let i = 0; i < failed.length; i += 2) n += this.#complete(failed[i]!, failed[i + 1]!);
-    }
+    this.#delivered = 0;
+    this.#io.deliver(this.#deliverOne);
+    const n = this.#delivered;
     if (n > 0) this.onBatch();
     if (this.#inFlight === 0) this.#setRef(false);
-    else this.#arm();
     return n;
   }
 
   drainSync(timeoutMs: number): boolean {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const tail = Atomics.load(this.#ctrl, IO_CTRL_COMP_TAIL);
-      if (this.#dead || tail === this.#subTail) return true;
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      // Node lets its main thread block in Atomics.wait; this is the one place we do.
-      Atomics.wait(this.#ctrl, IO_CTRL_COMP_TAIL, tail, left);
-    }
+    return this.#io.drainSync(timeoutMs);
   }
 
   flush(): Promise<number> {
-    if (this.#dead) return Promise.resolve(-EIO);
+    if (this.#closed) return Promise.resolve(-EIO);
     // One host flush at a time (they share a tag): a second waits for the first, then runs.
     const run = (): Promise<number> =>
       new Promise<number>((resolve) => {
@@ -306,11 +267,16 @@ export class RawDisk implements DiskBackend {
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      if (!this.readOnly && !this.#dead) await this.flush();
-      Atomics.store(this.#ctrl, IO_CTRL_STOP, 1);
-      this.#wake();
-      this.#setRef(true);
-      await this.#exited;
+      if (!this.readOnly) await this.flush();
+      // Whatever is still out finishes first: it may write into guest RAM.
+      while (this.#inFlight > 0) {
+        this.#io.drainSync(1000);
+        this.poll();
+        if (this.#inFlight > 0) await new Promise((r) => setTimeout(r, 10));
+      }
+      await this.#thread?.close();
+      this.#uring?.close();
+      this.#closed = true;
       closeSync(this.#fd);
     })();
     return this.#closing;
@@ -331,74 +297,9 @@ export class RawDisk implements DiskBackend {
     return 1;
   }
 
-  #wake(): void {
-    Atomics.add(this.#ctrl, IO_CTRL_SEQ, 1);
-    Atomics.notify(this.#ctrl, IO_CTRL_SEQ);
-  }
-
-  readonly #wakeIfIdle = (): void => {
-    this.#wakeScheduled = false;
-    if (Atomics.load(this.#ctrl, IO_CTRL_IDLE) === 1) this.#wake();
-  };
-
-  /** Waits (without blocking) for the completion tail to move past what was reaped. */
-  #arm(): void {
-    if (this.#armed || this.#inFlight === 0) return;
-    this.#armed = true;
-    const fire = (): void => {
-      this.#armed = false;
-      this.poll();
-    };
-    const w = Atomics.waitAsync(this.#ctrl, IO_CTRL_COMP_TAIL, this.#compHead);
-    if (w.async) void w.value.then(fire);
-    else setImmediate(fire);
-  }
-
-  /** A pending Atomics.waitAsync does not keep Node alive; the I/O thread does, while it has work. */
   #setRef(on: boolean): void {
     if (on === this.#ref) return;
     this.#ref = on;
-    if (on) this.#worker.ref();
-    else this.#worker.unref();
+    this.#io.setRef(on);
   }
-
-  #failLocally(tag: number): void {
-    this.#failedLocally.push(tag, -EIO);
-    setImmediate(() => this.poll());
-  }
-
-  #threadEnded(): void {
-    this.#dead = true;
-    this.#setRef(false);
-    if (this.#closing !== undefined && this.#inFlight === 0) return;
-    if (this.#closing === undefined) this.metrics.threadDied++;
-    // Whatever the thread had not answered fails: the guest gets IOERR, not silence.
-    const mask = this.#ringSize - 1;
-    const answered = new Set<number>();
-    for (let i = this.#compHead; i !== Atomics.load(this.#ctrl, IO_CTRL_COMP_TAIL); i = (i + 1) | 0) {
-      answered.add(this.#rings[this.#ringSize + (i & mask)]!);
-    }
-    for (let tag = 0; tag < this.#pending.length; tag++) {
-      if (this.#pending[tag] === 1 && !answered.has(tag)) this.#failLocally(tag);
-    }
-  }
-}
-
-/**
- * Starts the I/O thread: the compiled `io-worker.js` beside this module (in `dist/`, and in
- * the bundle, whose build lists it as an entry), or, when running from the TypeScript
- * sources (tests under tsx), `io-worker.ts` with tsx registered in the thread first.
- */
-function startIoThread(data: IoWorkerData): Worker {
-  const js = new URL('./io-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(js))) {
-    return new Worker(js, {
-      workerData: data,
-      // a loop of syscalls that allocates a few views per request: keep its heap small
-      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 },
-    });
-  }
-  const ts = new URL('./io-worker.ts', import.meta.url).href;
-  const boot = `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(ts)}); })`;
-  return new Worker(boot, { eval: true, workerData: data });
 }

@@ -31,6 +31,54 @@ export interface NetBackendHandler {
   failed(errno: number): void;
 }
 
+/**
+ * Transmission through a submission ring (a tap's io_uring): the device queues whole packets
+ * during a turn and hands them to the kernel with one call, instead of one writev each. A
+ * packet is the 12-byte header (copied into the ring's own memory: the device's copy is
+ * checked and reused) and the frame's buffers, which stay in guest RAM: the kernel reads them
+ * when the packet is written, so the device returns a chain to the driver only once its
+ * packet is `done`.
+ */
+export interface NetTxRing {
+  /**
+   * Queues one packet under `token`: `buffers[0]` is the header, the rest the frame (views
+   * of guest RAM). False when it cannot be queued now (the batch is full): flush() first.
+   */
+  queue(token: number, buffers: readonly Uint8Array[]): boolean;
+  /**
+   * Writes what is queued. `done(token, result)` comes for every packet written (bytes, or
+   * -errno when the kernel refused it), in queue order; returns how many are still in flight,
+   * whose `done` comes later through `onLateDone` (the tap was full). The device queues
+   * nothing more until those are done.
+   */
+  flush(done: (token: number, result: number) => void): number;
+  /** packets handed to the kernel and not yet done */
+  readonly inFlight: number;
+  /** set by the device: completions that came after flush() returned (on the device thread) */
+  onLateDone: (token: number, result: number) => void;
+  /** Blocks up to `timeoutMs` until nothing is in flight (before guest RAM goes away); true when so. */
+  drainSync(timeoutMs: number): boolean;
+}
+
+/**
+ * Reception through a submission ring (a tap's io_uring): the device queues one chain of
+ * receive buffers per frame it may take, and one call reads as many frames as wait, in
+ * order, into the first chains queued.
+ */
+export interface NetRxRing {
+  /** the most chains one flush takes */
+  readonly capacity: number;
+  /** Queues a read of one frame into `buffers` (one chain's views of guest RAM); false when the batch is full. */
+  queue(token: number, buffers: readonly Uint8Array[]): boolean;
+  /**
+   * Reads: `done(token, bytes)` for each chain that got a frame (header included; more than
+   * the chain holds when the frame was longer and was cut), in queue order; returns how many
+   * did. Usually the first ones queued; a frame that arrived meanwhile may follow a chain
+   * that got none. Never blocks: a chain the kernel could fill later is never left with it.
+   */
+  flush(done: (token: number, bytes: number) => void): number;
+}
+
 export interface NetBackend {
   /** what the backend can hand the guest, if the guest accepts it (GUEST_* features) */
   readonly guestOffloads: Readonly<NetOffloads>;
@@ -56,4 +104,8 @@ export interface NetBackend {
   setInterest(read: boolean, write: boolean): void;
   /** Ends the backend for good (for a tap: the interface goes away). Its owner calls it. */
   close(): void;
+  /** where it has one, the batched transmit path the device uses instead of writev */
+  readonly txRing?: NetTxRing;
+  /** where it has one, the batched receive path the device uses instead of readv */
+  readonly rxRing?: NetRxRing;
 }

@@ -5,7 +5,7 @@
  * level-triggered like the tap's watch: readable while frames wait, writable while writes
  * are accepted, and only for what the device said it is interested in.
  */
-import { NO_OFFLOADS, type NetBackend, type NetBackendHandler, type NetOffloads } from './backend.js';
+import { NO_OFFLOADS, type NetBackend, type NetBackendHandler, type NetOffloads, type NetRxRing, type NetTxRing } from './backend.js';
 
 export const ALL_OFFLOADS: Readonly<NetOffloads> = Object.freeze({ csum: true, tso4: true, tso6: true, ecn: true, ufo: true });
 
@@ -13,6 +13,126 @@ export interface FakeNetBackendOptions {
   guestOffloads?: NetOffloads;
   hostOffloads?: NetOffloads;
   maxBuffers?: number;
+  /** give the backend a transmit ring (FakeTxRing) */
+  txRing?: boolean;
+  /** give the backend a receive ring (FakeRxRing) */
+  rxRing?: boolean;
+}
+
+/**
+ * A receive ring in memory: each queued chain takes the next frame of its backend's
+ * `toGuest` (cut to the chain's size, plus the spare byte that tells a longer frame), in
+ * queue order. `gapAt` makes the read of that position find nothing even though frames wait,
+ * as when a frame arrives while the batch runs.
+ */
+export class FakeRxRing implements NetRxRing {
+  capacity = 64;
+  gapAt: number | undefined;
+  flushes = 0;
+  readonly #queued: { token: number; buffers: readonly Uint8Array[] }[] = [];
+
+  constructor(readonly backend: FakeNetBackend) {}
+
+  queue(token: number, buffers: readonly Uint8Array[]): boolean {
+    if (this.#queued.length === this.capacity) return false;
+    this.#queued.push({ token, buffers: [...buffers] });
+    return true;
+  }
+
+  flush(done: (token: number, bytes: number) => void): number {
+    this.flushes++;
+    let n = 0;
+    for (const [slot, q] of this.#queued.splice(0).entries()) {
+      if (slot === this.gapAt) continue;
+      const frame = this.backend.toGuest.shift();
+      if (frame === undefined) continue;
+      let at = 0;
+      for (const b of q.buffers) {
+        const len = Math.min(b.length, frame.length - at);
+        b.set(frame.subarray(at, at + len));
+        at += len;
+      }
+      done(q.token, Math.min(frame.length, at + 1));
+      n++;
+    }
+    return n;
+  }
+}
+
+/**
+ * A transmit ring in memory: queued packets are copied into `fromGuest` of its backend when
+ * flushed — unless `holdBack` is set, which makes the flush leave them in flight until the
+ * test calls `complete()` (the tap was full), as the kernel would finish them later.
+ */
+export class FakeTxRing implements NetTxRing {
+  onLateDone: (token: number, result: number) => void = () => {};
+  /** packets per batch */
+  capacity = 4;
+  /** flush() leaves packets in flight */
+  holdBack = false;
+  /** the result flush gives every packet (bytes when undefined) */
+  result: number | undefined;
+  /** flushes that wrote something */
+  flushes = 0;
+  readonly #queued: { token: number; buffers: Uint8Array[] }[] = [];
+  readonly #inFlight: { token: number; buffers: Uint8Array[] }[] = [];
+
+  constructor(readonly backend: FakeNetBackend) {}
+
+  get inFlight(): number {
+    return this.#inFlight.length;
+  }
+
+  /** tokens queued and not flushed */
+  get queued(): number[] {
+    return this.#queued.map((q) => q.token);
+  }
+
+  queue(token: number, buffers: readonly Uint8Array[]): boolean {
+    if (this.#inFlight.length > 0 || this.#queued.length === this.capacity) return false;
+    // The header is the ring's copy; the frame's bytes are read when the packet is written
+    // (flush), as the kernel does.
+    this.#queued.push({ token, buffers: buffers.map((b, i) => (i === 0 ? b.slice() : b)) });
+    return true;
+  }
+
+  flush(done: (token: number, result: number) => void): number {
+    const batch = this.#queued.splice(0);
+    if (batch.length > 0) this.flushes++;
+    if (this.holdBack) {
+      this.#inFlight.push(...batch);
+      return this.#inFlight.length;
+    }
+    for (const p of batch) {
+      const frame = concat(p.buffers);
+      this.backend.fromGuest.push(frame);
+      done(p.token, this.result ?? frame.length);
+    }
+    return 0;
+  }
+
+  /** The packets held back are written now, reported through onLateDone. */
+  complete(): void {
+    for (const p of this.#inFlight.splice(0)) {
+      const frame = concat(p.buffers);
+      this.backend.fromGuest.push(frame);
+      this.onLateDone(p.token, this.result ?? frame.length);
+    }
+  }
+
+  drainSync(): boolean {
+    return this.#inFlight.length === 0;
+  }
+}
+
+function concat(buffers: readonly Uint8Array[]): Uint8Array {
+  const frame = new Uint8Array(buffers.reduce((n, b) => n + b.length, 0));
+  let at = 0;
+  for (const b of buffers) {
+    frame.set(b, at);
+    at += b.length;
+  }
+  return frame;
 }
 
 export class FakeNetBackend implements NetBackend {
@@ -37,10 +157,15 @@ export class FakeNetBackend implements NetBackend {
   writes = 0;
   handler: NetBackendHandler | undefined;
 
+  readonly txRing: FakeTxRing | undefined;
+  readonly rxRing: FakeRxRing | undefined;
+
   constructor(options: FakeNetBackendOptions = {}) {
     this.guestOffloads = options.guestOffloads ?? ALL_OFFLOADS;
     this.hostOffloads = options.hostOffloads ?? ALL_OFFLOADS;
     this.maxBuffers = options.maxBuffers ?? 1024;
+    this.txRing = options.txRing ? new FakeTxRing(this) : undefined;
+    this.rxRing = options.rxRing ? new FakeRxRing(this) : undefined;
   }
 
   get offloads(): NetOffloads {
