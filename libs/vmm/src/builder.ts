@@ -4,7 +4,8 @@
  *   1. /dev/kvm and a VM, with the in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT
  *   2. guest RAM, mapped into the VM
  *   3. the legacy devices on the port I/O bus, wired to their IRQ lines; the PCI bus (config
- *      ports and ECAM) with its virtio devices, their MSI-X routes and notify eventfds
+ *      ports and ECAM) with its virtio devices, their MSI-X routes and notify eventfds, and
+ *      the display, its video memory a memory slot of its own with dirty logging
  *   4. ACPI tables, then the kernel, initrd and boot information in guest memory
  *   5. the vCPUs: CPUID, LAPIC, entry state
  *   6. one thread per vCPU, started BSP first
@@ -49,7 +50,11 @@ import { RawDisk } from './devices/virtio/disk/raw.js';
 import { VirtioNet } from './devices/virtio/net.js';
 import type { NetBackend } from './devices/virtio/net/backend.js';
 import { VirtioConsole } from './devices/virtio/console.js';
+import { VirtioTablet } from './devices/virtio/input.js';
 import type { VirtioDevice } from './devices/virtio/device.js';
+import { BochsDisplay, DEFAULT_VRAM_SIZE, VBE_DISPI_IOPORT_INDEX, VBE_DISPI_IOPORT_WINDOW } from './devices/display/bochs-display.js';
+import type { Framebuffer } from './devices/display/framebuffer.js';
+import type { GuestInput } from './vnc/input.js';
 import type { DiskOption } from './device-options.js';
 import { isElf, loadPvhElf } from './loader/elf.js';
 import { writePvhStartInfo } from './loader/pvh.js';
@@ -70,6 +75,10 @@ export const RTC_IRQ = 8;
 export const PM1_PORT = 0x600;
 export const SCI_IRQ = 9;
 export const DEBUG_EXIT_PORT = 0xf4;
+/** Input device controller, "other" (the class QEMU gives virtio-input). */
+const PCI_CLASS_INPUT_OTHER = 0x098000;
+/** The display's video memory slot (guest RAM uses the first few). */
+export const FRAMEBUFFER_SLOT = 16;
 
 export interface MachineConfig {
   kernel: Uint8Array;
@@ -88,6 +97,8 @@ export interface MachineConfig {
   nets?: { backend: NetBackend; mac?: Uint8Array }[];
   /** where the console is: the 16550 (default) or a virtio-console port */
   console?: 'serial' | 'virtio';
+  /** a bochs-display framebuffer with this much video memory (default 16 MiB) */
+  display?: { vramSize?: number };
   /** bytes the guest writes to its serial port */
   serialOutput: (bytes: Uint8Array) => void;
 }
@@ -148,6 +159,17 @@ export class Machine {
   private readonly blks: VirtioBlk[] = [];
   private readonly nets: VirtioNet[] = [];
   private virtioConsole?: VirtioConsole;
+  /** the display, when the machine has one, and the tablet that comes with it */
+  readonly display?: BochsDisplay;
+  readonly tablet?: VirtioTablet;
+  private vramAddress?: bigint;
+  /** the keyboard and mouse as a remote console drives them */
+  readonly input: GuestInput = {
+    keyboard: (set1) => this.i8042.injectKey(set1),
+    mouseRelative: (dx, dy, buttons) => injectRelative(this.i8042, dx, dy, buttons),
+    // The tablet once its driver is up; until then (or without one) the PS/2 mouse.
+    mouseAbsolute: (x, y, buttons, wheel) => this.tablet?.pointer(x, y, buttons, wheel) ?? false,
+  };
   /** resolves with the first reason the machine stopped */
   readonly exited: Promise<MachineExit>;
 
@@ -257,6 +279,11 @@ export class Machine {
       this.virtioConsole = new VirtioConsole({ output: config.serialOutput, rxSpace: () => this.feedSerial() });
       this.attachVirtio(slot++, 'virtio-console', this.virtioConsole);
     }
+    if (config.display) {
+      this.display = this.attachDisplay(slot++, config.display.vramSize ?? DEFAULT_VRAM_SIZE);
+      this.tablet = new VirtioTablet();
+      this.attachVirtio(slot++, 'virtio-tablet', this.tablet, PCI_CLASS_INPUT_OTHER);
+    }
 
     // 4. ACPI tables (the FADT, DSDT and MADT describe the devices above and the vCPUs
     //    below), then the kernel, initrd and boot information
@@ -299,10 +326,65 @@ export class Machine {
     throw new VmmError('KERNEL_LOAD_FAILED', 'Cannot load kernel: neither a bzImage nor an ELF image with a PVH entry note');
   }
 
-  private attachVirtio(slot: number, name: string, device: VirtioDevice): void {
-    const fn = new VirtioPciDevice({ device, memory: this.memory, msiRouter: this.msiRouter, ioEvents: this.ioEvents });
+  private attachVirtio(slot: number, name: string, device: VirtioDevice, classCode?: number): void {
+    const fn = new VirtioPciDevice({
+      device,
+      memory: this.memory,
+      msiRouter: this.msiRouter,
+      ioEvents: this.ioEvents,
+      ...(classCode !== undefined ? { classCode } : {}),
+    });
     this.pci.attach(slot, fn, name);
     this.virtio.push(fn);
+  }
+
+  /**
+   * The display: its video memory is mapped by the addon like guest RAM and given to KVM as a
+   * memory slot with dirty logging wherever the guest puts BAR0, so drawing costs no exit.
+   */
+  private attachDisplay(slot: number, vramSize: number): BochsDisplay {
+    const vram = mmapGuestRam(vramSize);
+    this.vramAddress = vram.address;
+    let mapped: number | undefined;
+    const region = (gpa: number, memorySize: number) => ({
+      slot: FRAMEBUFFER_SLOT,
+      flags: K.KVM_MEM_LOG_DIRTY_PAGES,
+      guestPhysAddr: gpa,
+      memorySize,
+      userspaceAddr: vram.address,
+    });
+    const display = new BochsDisplay({
+      vram: new Uint8Array(vram.chunks[0]!),
+      memory: {
+        map: (gpa) => {
+          if (mapped !== undefined) this.vm.setUserMemoryRegion(region(mapped, 0));
+          mapped = undefined;
+          if (gpa === undefined) return true;
+          try {
+            this.vm.setUserMemoryRegion(region(gpa, vramSize));
+          } catch {
+            // Over RAM or another slot: the guest's placement, not our fault; the device counts it.
+            return false;
+          }
+          mapped = gpa;
+          return true;
+        },
+      },
+      dirtyLog: {
+        collect: (bitmap) => {
+          if (mapped === undefined) bitmap.fill(0);
+          else this.vm.getDirtyLog(FRAMEBUFFER_SLOT, bitmap);
+        },
+      },
+    });
+    this.pio.insert('dispi', VBE_DISPI_IOPORT_INDEX, VBE_DISPI_IOPORT_WINDOW, display.ports);
+    this.pci.attach(slot, display, 'display');
+    return display;
+  }
+
+  /** The display's picture, when the machine has a display. */
+  get framebuffer(): Framebuffer | undefined {
+    return this.display?.framebuffer;
   }
 
   private irqLine(irq: number): IrqLine {
@@ -445,8 +527,27 @@ export class Machine {
     for (const v of this.vcpus.reverse()) v.close();
     this.vm.close();
     munmapGuestRam(this.ramAddress);
+    if (this.vramAddress !== undefined) munmapGuestRam(this.vramAddress);
     this.kvm.close();
   }
+}
+
+/**
+ * Relative motion as PS/2 packets (dy flipped: PS/2 counts up as positive). A packet holds
+ * −256..255 per axis; a longer move goes as several, as far as the mouse's buffer takes them.
+ */
+function injectRelative(i8042: I8042, dx: number, dy: number, buttons: number): boolean {
+  let x = Math.trunc(dx) || 0;
+  let y = -(Math.trunc(dy) || 0);
+  for (let packets = 0; packets < 8; packets++) {
+    const px = Math.max(-256, Math.min(255, x));
+    const py = Math.max(-256, Math.min(255, y));
+    if (!i8042.injectMouse(px, py, buttons)) return packets > 0;
+    x -= px;
+    y -= py;
+    if (x === 0 && y === 0) return true;
+  }
+  return true;
 }
 
 function validate(c: MachineConfig): void {

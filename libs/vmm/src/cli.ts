@@ -16,7 +16,7 @@ import { parseSize } from './memory/layout.js';
 import { VmmError } from './errors.js';
 import { EXIT_VMM_ERROR } from './exit-codes.js';
 import { prewarmVcpuThreads } from './vcpu/spawn.js';
-import { parseDiskOption, parseNetOption, type DiskOption, type NetOption } from './device-options.js';
+import { parseDiskOption, parseDisplayOption, parseNetOption, type DiskOption, type DisplayOption, type NetOption } from './device-options.js';
 
 const USAGE = `usage: vmm run --kernel FILE [options]
 
@@ -32,6 +32,11 @@ const USAGE = `usage: vmm run --kernel FILE [options]
   --rng              attach a virtio-rng device (entropy from the host)
   --console serial|virtio
                      the console device: the 16550 UART (default) or virtio-console (hvc0)
+  --display vnc=HOST:PORT|vnc=:PORT|vnc=unix:PATH[,password-file=FILE]
+                     a bochs-display framebuffer (PCI 1234:1111) with PS/2 keyboard and mouse,
+                     served over VNC (RFB 3.8: Raw, ZRLE, DesktopSize) on that address
+                     (repeatable: one server, several listeners). TCP is loopback unless a
+                     password file is given (VNC Authentication; its first line, 8 bytes used)
   --debug-exit       attach the debug-exit port 0xf4: a guest write ends the VMM with that value
   --no-reboot        exit (status 124) when the guest resets instead of rebooting it
 
@@ -58,6 +63,7 @@ interface RunOptions {
   disks: DiskOption[];
   nets: NetOption[];
   console: 'serial' | 'virtio';
+  displays: DisplayOption[];
   control?: string;
   consoleSocket?: string;
   pidFile?: string;
@@ -94,6 +100,7 @@ function parse(argv: string[]): RunOptions {
         disk: { type: 'string', multiple: true, default: [] },
         net: { type: 'string', multiple: true, default: [] },
         console: { type: 'string', default: 'serial' },
+        display: { type: 'string', multiple: true, default: [] },
         control: { type: 'string' },
         'console-socket': { type: 'string' },
         'pid-file': { type: 'string' },
@@ -116,9 +123,11 @@ function parse(argv: string[]): RunOptions {
   if (values.console !== 'serial' && values.console !== 'virtio') fail(`--console: serial or virtio, not ${JSON.stringify(values.console)}`);
   let disks: DiskOption[];
   let nets: NetOption[];
+  let displays: DisplayOption[];
   try {
     disks = values.disk!.map(parseDiskOption);
     nets = values.net!.map(parseNetOption);
+    displays = values.display!.map(parseDisplayOption);
   } catch (err) {
     fail((err as Error).message);
   }
@@ -136,6 +145,7 @@ function parse(argv: string[]): RunOptions {
     disks,
     nets,
     console: values.console,
+    displays,
     ...(values.control ? { control: values.control } : {}),
     ...(values['console-socket'] ? { consoleSocket: values['console-socket'] } : {}),
     ...(values['pid-file'] ? { pidFile: values['pid-file'] } : {}),
@@ -149,6 +159,13 @@ function readFile(what: string, path: string): Uint8Array {
   } catch (err) {
     fail(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+}
+
+/** A VNC password: the file's first line (VNC Authentication uses its first 8 bytes). */
+function readPassword(path: string): Uint8Array {
+  const line = Buffer.from(readFile('VNC password file', path)).toString('utf8').split(/\r?\n/)[0] ?? '';
+  if (line.length === 0) fail(`VNC password file ${path}: the first line is empty`);
+  return Buffer.from(line, 'utf8');
 }
 
 /** Console input: raw on a terminal, with Ctrl-A as the escape key. */
@@ -207,6 +224,10 @@ async function main(): Promise<void> {
   } catch (err) {
     fail((err as Error).message);
   }
+  const vnc = opts.displays.map((d) => ({
+    listen: d.vnc,
+    ...(d.passwordFile ? { password: readPassword(d.passwordFile) } : {}),
+  }));
   const kernel = readFile('kernel', opts.kernel);
   const initrd = opts.initrd ? readFile('initrd', opts.initrd) : undefined;
 
@@ -223,6 +244,7 @@ async function main(): Promise<void> {
     disks: opts.disks,
     nets,
     console: opts.console,
+    vnc,
     vmId: opts.vmId,
     serialOutput: (bytes) => process.stdout.write(bytes),
     ...(opts.control ? { controlSocket: opts.control } : {}),

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDiskOption, parseNetOption } from './device-options.js';
+import { parseDiskOption, parseDisplayOption, parseNetOption } from './device-options.js';
 import { parseMac } from './devices/virtio/net/mac.js';
 import { VmmError } from './errors.js';
 
@@ -31,4 +31,26 @@ test('parseNetOption refuses bad names, multicast MACs and unknown keys', () => 
   assert.throws(() => parseNetOption('tap=t,mtu=9000'), /unknown option "mtu"/);
   assert.throws(() => parseNetOption('vmtap0'), /expected tap=NAME/);
   assert.throws(() => parseMac('52:54:00:12:34'), VmmError);
+});
+
+test('parseDisplayOption reads TCP, loopback shorthands, IPv6, Unix sockets and a password file', () => {
+  assert.deepEqual(parseDisplayOption('vnc=127.0.0.1:5900'), { vnc: { kind: 'tcp', host: '127.0.0.1', port: 5900 } });
+  assert.deepEqual(parseDisplayOption('vnc=:5901'), { vnc: { kind: 'tcp', host: '127.0.0.1', port: 5901 } });
+  assert.deepEqual(parseDisplayOption('vnc=5902'), { vnc: { kind: 'tcp', host: '127.0.0.1', port: 5902 } });
+  assert.deepEqual(parseDisplayOption('vnc=[::1]:0'), { vnc: { kind: 'tcp', host: '::1', port: 0 } });
+  assert.deepEqual(parseDisplayOption('vnc=unix:/run/vmctl/vms/x/vnc.sock'), { vnc: { kind: 'unix', path: '/run/vmctl/vms/x/vnc.sock' } });
+  assert.deepEqual(parseDisplayOption('vnc=0.0.0.0:5900,password-file=/etc/pw'), {
+    vnc: { kind: 'tcp', host: '0.0.0.0', port: 5900 },
+    passwordFile: '/etc/pw',
+  });
+});
+
+test('parseDisplayOption refuses other displays, bad addresses, unknown keys and open ports without a password', () => {
+  assert.throws(() => parseDisplayOption('sdl'), /expected vnc=/);
+  assert.throws(() => parseDisplayOption('vnc=host'), /HOST:PORT/);
+  assert.throws(() => parseDisplayOption('vnc=:70000'), /0 to 65535/);
+  assert.throws(() => parseDisplayOption('vnc=unix:'), /socket path/);
+  assert.throws(() => parseDisplayOption('vnc=:5900,password=x'), /unknown option "password"/);
+  assert.throws(() => parseDisplayOption('vnc=0.0.0.0:5900'), /needs password-file/);
+  assert.throws(() => parseDisplayOption('vnc=a b:1'), /not a host/);
 });

@@ -1,6 +1,6 @@
 /**
- * The device flags of `vmm run`: `--disk path[,ro][,serial=ID]` and
- * `--net tap=NAME[,mac=52:54:00:12:34:56]`. Pure parsing: what the flags mean, checked,
+ * The device flags of `vmm run`: `--disk path[,ro][,serial=ID]`,
+ * `--net tap=NAME[,mac=52:54:00:12:34:56]` and `--display vnc=LISTEN[,password-file=FILE]`. Pure parsing: what the flags mean, checked,
  * with errors that say which part is wrong.
  */
 import { VmmError } from './errors.js';
@@ -17,6 +17,15 @@ export interface NetOption {
   tap: string;
   /** six bytes */
   mac?: Uint8Array;
+}
+
+/** Where a VNC server listens: a TCP address or a Unix socket path. */
+export type VncListenOption = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+
+export interface DisplayOption {
+  vnc: VncListenOption;
+  /** VNC Authentication with the password in this file (its first line) */
+  passwordFile?: string;
 }
 
 function bad(flag: string, text: string, why: string): never {
@@ -72,4 +81,40 @@ export function parseNetOption(text: string): NetOption {
   }
   if (!tap) bad('--net', text, 'tap=NAME is required');
   return { tap, ...(mac ? { mac } : {}) };
+}
+
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/;
+
+/**
+ * `vnc=HOST:PORT`, `vnc=[IPv6]:PORT`, `vnc=:PORT` or `vnc=PORT` (loopback), `vnc=unix:PATH`;
+ * then `,password-file=FILE` for VNC Authentication. A TCP port beyond loopback must have a
+ * password: the screen and keyboard of a guest are not for anyone on the network.
+ */
+export function parseDisplayOption(text: string): DisplayOption {
+  const { first, pairs } = split(text);
+  if (!first.startsWith('vnc=')) bad('--display', text, 'expected vnc=HOST:PORT or vnc=unix:PATH');
+  const where = first.slice(4);
+  let vnc: VncListenOption;
+  if (where.startsWith('unix:')) {
+    const path = where.slice(5);
+    if (!path || path.includes('\0')) bad('--display', text, 'unix: needs a socket path');
+    vnc = { kind: 'unix', path };
+  } else {
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(where) ?? /^()()(\d{1,5})$/.exec(where);
+    if (m === null) bad('--display', text, 'the address is HOST:PORT, [IPv6]:PORT, :PORT or unix:PATH');
+    const host = m[1] || m[2] || '127.0.0.1';
+    const port = Number(m[3]);
+    if (port > 65535) bad('--display', text, 'the port is 0 to 65535');
+    if (!/^[A-Za-z0-9.:-]+$/.test(host)) bad('--display', text, `${JSON.stringify(host)} is not a host name or address`);
+    vnc = { kind: 'tcp', host, port };
+  }
+  let passwordFile: string | undefined;
+  for (const [k, v] of pairs) {
+    if (k === 'password-file' && v) passwordFile = v;
+    else bad('--display', text, `unknown option ${JSON.stringify(k)} (password-file=FILE)`);
+  }
+  if (vnc.kind === 'tcp' && !LOOPBACK.test(vnc.host) && passwordFile === undefined) {
+    bad('--display', text, 'a VNC port beyond loopback needs password-file=FILE');
+  }
+  return { vnc, ...(passwordFile ? { passwordFile } : {}) };
 }

@@ -9,6 +9,7 @@ import type { DiskOption } from './device-options.js';
 import type { NetBackend } from './devices/virtio/net/backend.js';
 import { ConsoleServer } from './control/console-server.js';
 import { ControlError, ControlServer } from './control/control-server.js';
+import type { VncListenerConfig, VncServer } from './vnc/server.js';
 import { CONTROL_PROTOCOL_VERSION, type GuestStopReason, type WorkerDescription, type WorkerState, type WorkerStats } from './control/protocol.js';
 
 import { EXIT_GUEST_CRASHED, EXIT_POWEROFF, EXIT_RESET, EXIT_STOPPED } from './exit-codes.js';
@@ -27,6 +28,8 @@ export interface RunnerOptions {
   /** taps, opened once for the worker's life (a tap closes when its fd does) */
   nets?: { backend: NetBackend; mac?: Uint8Array }[];
   console?: 'serial' | 'virtio';
+  /** a display, served over VNC on these listeners (it outlives guest reboots) */
+  vnc?: VncListenerConfig[];
   vmId: string;
   /** serial output goes here when there is no console socket */
   serialOutput: (bytes: Uint8Array) => void;
@@ -68,10 +71,12 @@ export class GuestRunner {
   private readonly startedAt = new Date();
   private readonly console?: ConsoleServer;
   private readonly control?: ControlServer;
+  private vnc?: VncServer;
   private pendingInput: Uint8Array[] = [];
 
   constructor(private readonly opts: RunnerOptions) {
     if (opts.consoleSocket) this.console = new ConsoleServer(opts.consoleSocket);
+
     if (opts.controlSocket) {
       this.control = new ControlServer(opts.controlSocket, {
         describe: () => this.describe(),
@@ -171,6 +176,13 @@ export class GuestRunner {
       await this.console.listen();
     }
     await this.control?.listen();
+    if (o.vnc && o.vnc.length > 0) {
+      // Loaded only when asked for: most workers have no display, and startup time counts.
+      const { VncServer } = await import('./vnc/server.js');
+      this.vnc = new VncServer({ listeners: o.vnc, name: `vmctl ${o.vmId || o.kernelPath}`, log: o.log });
+      await this.vnc.listen();
+      for (const a of this.vnc.addresses()) o.log(`vnc: listening on ${a.kind === 'unix' ? a.path : `${a.host}:${a.port}`}`);
+    }
     if (o.pidFile) writeFileSync(o.pidFile, `${process.pid}\n`);
     const output = this.console ? (b: Uint8Array) => this.console!.output(b) : o.serialOutput;
     try {
@@ -186,14 +198,18 @@ export class GuestRunner {
           disks: o.disks ?? [],
           nets: o.nets ?? [],
           console: o.console ?? 'serial',
+          ...(this.vnc ? { display: {} } : {}),
           serialOutput: output,
         });
+        if (this.vnc && this.machine.framebuffer) this.vnc.setDisplay({ framebuffer: this.machine.framebuffer, input: this.machine.input });
         this.machine.start();
         for (const b of this.pendingInput.splice(0)) this.machine.serialInput(b);
         if (!this.stopping) this.setState('running');
         let exit = await this.machine.exited;
         // A guest that resets while the host is stopping it has been stopped.
         if (this.stopping && exit.kind === 'reset') exit = { kind: 'stopped' };
+        // The screen goes before its memory does.
+        this.vnc?.setDisplay(undefined);
         await this.machine.destroy();
         this.machine = undefined;
         const hostReset = exit.kind === 'reset' && exit.reason === 'host';
@@ -220,6 +236,7 @@ export class GuestRunner {
       for (const n of o.nets ?? []) n.backend.close();
       await this.control?.close();
       await this.console?.close();
+      await this.vnc?.close();
       if (o.pidFile) rmSync(o.pidFile, { force: true });
     }
   }

@@ -80,6 +80,7 @@ const char *virtio_type_name(u16 type)
 	case VIRTIO_ID_NET: return "net";
 	case VIRTIO_ID_BLOCK: return "blk";
 	case VIRTIO_ID_RNG: return "rng";
+	case VIRTIO_ID_INPUT: return "input";
 	default: return "?";
 	}
 }
@@ -134,6 +135,12 @@ static int cfg_in_range(struct virtio_dev *v, u32 off, u32 size)
 u8 virtio_cfg8(struct virtio_dev *v, u32 off)
 {
 	return cfg_in_range(v, off, 1) ? rd8(&v->device, off) : 0;
+}
+
+void virtio_cfg_write8(struct virtio_dev *v, u32 off, u8 x)
+{
+	if (cfg_in_range(v, off, 1))
+		wr8(&v->device, off, x);
 }
 
 u16 virtio_cfg16(struct virtio_dev *v, u32 off)

@@ -26,6 +26,7 @@
 #define VIRTIO_ID_NET           1
 #define VIRTIO_ID_BLOCK         2
 #define VIRTIO_ID_RNG           4
+#define VIRTIO_ID_INPUT         18
 
 /* Device status (§2.1). */
 #define VIRTIO_STATUS_ACKNOWLEDGE       0x01
@@ -199,6 +200,8 @@ u8 virtio_cfg8(struct virtio_dev *v, u32 off);
 u16 virtio_cfg16(struct virtio_dev *v, u32 off);
 u32 virtio_cfg32(struct virtio_dev *v, u32 off);
 u64 virtio_cfg64(struct virtio_dev *v, u32 off);
+/* A byte of device configuration the driver may write (e.g. virtio-input's select). */
+void virtio_cfg_write8(struct virtio_dev *v, u32 off, u8 x);
 
 /*
  * Adds a chain: `n_out` device-readable buffers then `n_in` device-
