@@ -2,7 +2,7 @@
  * `npm run bench`: vmctl's VMM against the C floor (kvmrun) and QEMU microvm, same guests,
  * same run. Prints a table and writes bench/results/<timestamp>.json and latest.json.
  *
- *   node --import tsx bench/main.ts [--only exits,startup,memory] [--rounds 5] [--n N]
+ *   node --import tsx bench/main.ts [--only exits,startup,memory,blk,net,display] [--rounds 5] [--n N]
  *                                   [--startup-runs 10] [--memory-rounds 3]
  *
  * A benchmark, not a test: it measures and reports, and fails only when it cannot measure.
@@ -13,13 +13,18 @@ import { parseArgs } from 'node:util';
 import { benchExits, chooseN, type ExitResults } from './exits.js';
 import { benchStartup, type StartupResults } from './startup.js';
 import { benchMemory, type MemoryResults } from './memory.js';
+import { apiTable, benchApi, type ApiResults } from './api.js';
+import { benchBlk, type BlkResults } from './blk.js';
+import { benchNet, type NetResults } from './net.js';
+import { benchDisplay, displayTable, type DisplayResults } from './display.js';
+import { benchLinux, linuxTable, type LinuxBootResults } from './linux.js';
 import { hostInfo, load, tscFrequency } from './lib/host.js';
 import { qemuFirmware, type QemuFirmware } from './lib/qemu-info.js';
 import { ROOT } from './lib/machines.js';
-import { exitsTable, memoryTable, startupTable } from './lib/report.js';
+import { blkTable, exitsTable, memoryTable, netTable, startupTable } from './lib/report.js';
 import { endAll } from './lib/proc.js';
 
-const SECTIONS = ['exits', 'startup', 'memory'] as const;
+const SECTIONS = ['exits', 'startup', 'memory', 'blk', 'net', 'display', 'linux', 'api'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -30,6 +35,8 @@ const { values } = parseArgs({
     'exit-seconds': { type: 'string', default: '1.5' },
     'startup-runs': { type: 'string', default: '10' },
     'memory-rounds': { type: 'string', default: '3' },
+    'api-runs': { type: 'string', default: '30' },
+    'linux-rounds': { type: 'string', default: '3' },
   },
   strict: true,
 });
@@ -61,6 +68,11 @@ async function main(): Promise<void> {
   let exits: ExitResults | undefined;
   let startup: StartupResults | undefined;
   let memory: MemoryResults | undefined;
+  let api: ApiResults | undefined;
+  let linux: LinuxBootResults | undefined;
+  let blk: BlkResults | undefined;
+  let net: NetResults | undefined;
+  let display: DisplayResults | undefined;
 
   if (only.has('exits')) {
     const n = values.n ? Number(values.n) : await chooseN(tsc.hz, Number(values['exit-seconds']));
@@ -75,6 +87,26 @@ async function main(): Promise<void> {
     log(`\nmemory: ${values['memory-rounds']} rounds`);
     memory = await benchMemory({ rounds: Number(values['memory-rounds']), settleMs: 1000, log });
   }
+  if (only.has('api')) {
+    log(`\napi: ${values['api-runs']} create+start runs, 1,000 domains, autocannon`);
+    api = await benchApi({ runs: Number(values['api-runs']), domains: 1000, listRuns: 50, cannonSeconds: 5, log });
+  }
+  if (only.has('blk')) {
+    log(`\nblk: ${values.rounds} rounds of vmm / QEMU`);
+    blk = await benchBlk({ rounds: Number(values.rounds), tscHz: tsc.hz, log });
+  }
+  if (only.has('net')) {
+    log(`\nnet: ${values.rounds} rounds of vmm / QEMU`);
+    net = await benchNet({ rounds: Number(values.rounds), tscHz: tsc.hz, log });
+  }
+  if (only.has('display')) {
+    log(`\ndisplay: ${values.rounds} rounds of vmm / QEMU`);
+    display = await benchDisplay({ rounds: Number(values.rounds), log });
+  }
+  if (only.has('linux')) {
+    log(`\nlinux: ${values['linux-rounds']} rounds of vmm / QEMU microvm`);
+    linux = await benchLinux({ rounds: Number(values['linux-rounds']), log });
+  }
 
   const finished = new Date();
   const report = {
@@ -87,6 +119,11 @@ async function main(): Promise<void> {
     ...(exits ? { exits } : {}),
     ...(startup ? { startup } : {}),
     ...(memory ? { memory } : {}),
+    ...(api ? { api } : {}),
+    ...(linux ? { linux } : {}),
+    ...(blk ? { blk } : {}),
+    ...(net ? { net } : {}),
+    ...(display ? { display } : {}),
   };
 
   const dir = resolve(ROOT, 'bench/results');
@@ -104,6 +141,11 @@ async function main(): Promise<void> {
   if (exits) out.push('', exitsTable(exits, tsc.hz / 1e6));
   if (startup) out.push('', startupTable(startup));
   if (memory) out.push('', memoryTable(memory));
+  if (api) out.push('', apiTable(api));
+  if (blk) out.push('', blkTable(blk));
+  if (net) out.push('', netTable(net));
+  if (display) out.push('', displayTable(display));
+  if (linux) out.push('', linuxTable(linux));
   out.push('', `results: ${file}`, '');
   process.stdout.write(out.join('\n'));
 }

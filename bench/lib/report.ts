@@ -2,6 +2,8 @@
 import type { ExitResults } from '../exits.js';
 import type { StartupResults } from '../startup.js';
 import type { MemoryResults } from '../memory.js';
+import type { BlkResults } from '../blk.js';
+import type { NetResults, NetVmm } from '../net.js';
 import { LABEL, VMMS, type VmmName } from './machines.js';
 import type { Summary } from './stats.js';
 
@@ -15,6 +17,11 @@ function table(head: string[], rows: string[][]): string {
 function cell(s: Summary | null, digits: number): string {
   if (!s) return 'n/a';
   return `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
+}
+
+/** "1.02× (0.91–1.10)": the median and range of per-round ratios. */
+function pairedCell(s: Summary | null): string {
+  return s ? `${s.median.toFixed(2)}× (${s.min.toFixed(2)}–${s.max.toFixed(2)})` : 'n/a';
 }
 
 function times(x: number): string {
@@ -71,5 +78,42 @@ export function memoryTable(m: MemoryResults): string {
     `Memory — echo.elf idle, ${m.guestMiB} MiB guest, measured ${m.settleMs} ms after "echo: ready", ${n} runs each; MiB, median (min–max)`,
     table(['', 'RSS', 'PSS', 'guest RAM touched', 'RSS − guest', 'PSS − guest', 'anon − guest', 'threads'], rows),
     `  ${noise(m.contention)}`,
+  ].join('\n');
+}
+
+export function blkTable(b: BlkResults): string {
+  const rows = b.cases.map((c) => {
+    const r = b.results[c.id]!;
+    const s = c.metric === 'mbps' ? r.mbps : r.iops;
+    const unit = c.metric === 'mbps' ? 'MB/s' : 'IOPS';
+    return [c.label, unit, cell(s.vmm, 0), cell(s.qemu, 0), times(r.ratio), pairedCell(r.pairedRatio)];
+  });
+  const n = Math.min(...b.cases.map((c) => (c.metric === 'mbps' ? b.results[c.id]!.mbps : b.results[c.id]!.iops).vmm?.n ?? 0));
+  return [
+    `virtio-blk — virtio-blk.elf bench, ${b.image.sizeMiB} MiB raw image in the host page cache (write-back on both), ${n} runs each; median (min–max); vmm / QEMU above 1.00× = vmm faster`,
+    table(['', '', LABEL.vmm, 'QEMU virtio-blk-pci aio=threads', 'vmm / QEMU', 'round by round'], rows),
+    `  ${noise(b.contention)}`,
+  ].join('\n');
+}
+
+export function netTable(r: NetResults): string {
+  const label: Record<NetVmm, string> = { vmm: LABEL.vmm, qemu: 'QEMU vhost=off', 'qemu-vhost': 'QEMU vhost=on' };
+  const rows: string[][] = [];
+  for (const c of r.cases) {
+    const x = r.results[c.id]!;
+    rows.push([
+      c.label,
+      ...r.vmms.map((v) => `${cell(x.pps[v] ?? null, 0)} pps, ${x.mbps[v]?.median.toFixed(0) ?? 'n/a'} MB/s`),
+      times(x.ratio),
+      pairedCell(x.pairedRatio),
+      ...(x.ratioVhost !== undefined ? [times(x.ratioVhost)] : []),
+    ]);
+  }
+  const n = Math.min(...r.cases.map((c) => r.results[c.id]!.pps.vmm?.n ?? 0));
+  return [
+    `virtio-net — virtio-net.elf bench over a tap in a namespace, ${n} runs each; packets/s median (min–max), MB/s median; vmm / QEMU above 1.00× = vmm faster`,
+    table(['', ...r.vmms.map((v) => label[v]), 'vmm / QEMU', 'round by round', ...(r.vmms.includes('qemu-vhost') ? ['vmm / QEMU vhost'] : [])], rows),
+    `  vhost-net: ${r.vhostNet}`,
+    `  ${noise(r.contention)}`,
   ].join('\n');
 }
