@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in gcc g++ make python3 binutils linux-libc-dev iproute2 acpica-tools e2fsprogs; do
+# chromium (and a font) for the web console's browser test (test/web), driven by playwright-core
+for pkg in gcc g++ make python3 binutils linux-libc-dev iproute2 acpica-tools e2fsprogs chromium fonts-dejavu-core; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

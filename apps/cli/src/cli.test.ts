@@ -30,7 +30,9 @@ test('run() refuses a definition it can tell is wrong before connecting', async 
   const r = await vmctl(['--socket', '/nonexistent/vmctld.sock', 'create', 'web', '--kernel', '/k', '--memory', 'lots']);
   assert.equal(r.code, EXIT.USAGE);
   assert.match(r.err, /--memory "lots"/);
-  assert.equal((await vmctl(['--socket', '/nonexistent/vmctld.sock', 'create', 'web'])).code, EXIT.USAGE, 'no kernel');
+  assert.equal((await vmctl(['--socket', '/nonexistent/vmctld.sock', 'create', 'web', '--initrd', '/i'])).code, EXIT.USAGE, 'an initrd without a kernel');
+  // no boot flags at all is a definition for the host's default guest: it goes to the daemon
+  assert.equal((await vmctl(['--socket', '/nonexistent/vmctld.sock', 'create', 'web'])).code, EXIT.UNREACHABLE);
 });
 
 test('run() says where it looked when the daemon is not there (exit 5)', async () => {

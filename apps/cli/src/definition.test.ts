@@ -63,3 +63,9 @@ test('parseDefinitionText() refuses text that is not a definition object, and du
   await assert.rejects(parseDefinitionText('name: [', 'f', '/'), /not valid JSON or YAML/);
   await assert.rejects(parseDefinitionText('name: a\nname: b\n', 'f', '/'), /not valid JSON or YAML/);
 });
+
+test('fieldsFromFlags() turns --display vnc into a display and --display none into null', () => {
+  assert.deepEqual(fieldsFromFlags({ display: 'vnc' }), { display: { type: 'vnc' } });
+  assert.deepEqual(fieldsFromFlags({ display: 'none' }), { display: null });
+  assert.deepEqual(fieldsFromFlags({}), {});
+});

@@ -25,6 +25,7 @@ export interface DefinitionFlags {
   nic?: string[];
   autostart?: boolean;
   serialLog?: boolean;
+  display?: 'vnc' | 'none';
   onPoweroff?: 'destroy' | 'restart';
   onReboot?: 'restart' | 'destroy';
   onCrash?: 'preserve' | 'destroy' | 'restart';
@@ -46,6 +47,7 @@ export function addDefinitionOptions(cmd: Command): Command {
     .option('--no-autostart', 'do not start it when the daemon starts')
     .option('--serial-log', 'keep the serial console output in the daemon\'s console log')
     .option('--no-serial-log', 'do not keep the serial console output')
+    .addOption(new Option('--display <kind>', 'a graphical display (VNC: the web console, vmctl vnc), or none').choices(['vnc', 'none']))
     .addOption(new Option('--on-poweroff <policy>', 'when the guest powers off').choices(['destroy', 'restart']))
     .addOption(new Option('--on-reboot <policy>', 'when the guest reboots').choices(['restart', 'destroy']))
     .addOption(new Option('--on-crash <policy>', 'when the guest or its worker crashes').choices(['preserve', 'destroy', 'restart']));
@@ -123,6 +125,7 @@ export function fieldsFromFlags(f: DefinitionFlags): DomainPatch {
   if (f.nic) out.nics = f.nic.map(parseNicSpec);
   if (f.autostart !== undefined) out.autostart = f.autostart;
   if (f.serialLog !== undefined) out.serial = { log: f.serialLog };
+  if (f.display) out.display = f.display === 'none' ? null : { type: 'vnc' };
   if (f.onPoweroff) out.on_poweroff = f.onPoweroff;
   if (f.onReboot) out.on_reboot = f.onReboot;
   if (f.onCrash) out.on_crash = f.onCrash;
@@ -188,6 +191,7 @@ export function editableDefinition(d: components['schemas']['Domain']): Omit<com
     disks: d.disks,
     nics: d.nics,
     serial: d.serial,
+    display: d.display ?? null,
     autostart: d.autostart,
     on_poweroff: d.on_poweroff,
     on_reboot: d.on_reboot,

@@ -11,6 +11,7 @@ const domain: Domain = {
   disks: [{ path: '/d.raw', format: 'raw', readonly: false }],
   nics: [],
   serial: { log: false },
+  display: null,
   autostart: true,
   on_poweroff: 'destroy',
   on_reboot: 'restart',

@@ -120,6 +120,7 @@ export function domainDetails(d: Domain, s: DomainStatus, now = Date.now()): str
   d.nics.forEach((nic, i) => pairs.push([`nic ${i}`, formatNic(nic)]));
   pairs.push(
     ['serial log', d.serial.log ? 'yes' : 'no'],
+    ['display', d.display ? `${d.display.type} (vmctl vnc ${d.name})` : 'none'],
     ['autostart', d.autostart ? 'yes' : 'no'],
     ['on poweroff', d.on_poweroff],
     ['on reboot', d.on_reboot],

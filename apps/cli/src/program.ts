@@ -19,6 +19,7 @@ import { showCommand } from './commands/show.js';
 import { shutdownCommand } from './commands/shutdown.js';
 import { startCommand } from './commands/start.js';
 import { stopCommand } from './commands/stop.js';
+import { vncCommand } from './commands/vnc.js';
 
 export const VERSION = '0.1.0';
 
@@ -43,7 +44,7 @@ export function createProgram(): Command {
     .exitOverride();
   for (const make of [
     createCommand, listCommand, showCommand, editCommand, startCommand, shutdownCommand, stopCommand,
-    rebootCommand, resetCommand, pauseCommand, resumeCommand, deleteCommand, consoleCommand, eventsCommand,
+    rebootCommand, resetCommand, pauseCommand, resumeCommand, deleteCommand, consoleCommand, vncCommand, eventsCommand,
     hostCommand, completionCommand,
   ]) {
     const cmd = make();

@@ -2,6 +2,7 @@
  * Wires the daemon's parts in a visible order — store, events, path policy, supervisor,
  * domain service — for server.ts and for tests. Listening is server.ts's business.
  */
+import { DEFAULT_GUEST_DIR, defaultGuestBoot } from './default-guest.js';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -13,6 +14,7 @@ import { hostInfo } from './host-info.js';
 import type { JsonLogger } from './log.js';
 import { openStore, type Store } from './store/mod.js';
 import { Supervisor } from './supervisor/supervisor.js';
+import { TicketStore } from './tickets.js';
 import type { WorkerCommand } from './supervisor/worker-process.js';
 
 /** The `vmm` command of the @vmctl/vmm workspace package: its package.json's `bin.vmm`. */
@@ -45,6 +47,9 @@ export interface DaemonOptions {
   stopTimeoutMs?: number;
   /** iproute2's `ip`, which wires the taps of NICs (default `ip`; tests pass a stand-in) */
   ip?: string;
+  /** where the default guest's vmlinuz and initramfs.cpio are (default DEFAULT_GUEST_DIR);
+   *  null: no default guest, every definition names its boot */
+  defaultGuestDir?: string | null;
 }
 
 export interface Daemon {
@@ -52,6 +57,8 @@ export interface Daemon {
   events: EventBus;
   supervisor: Supervisor;
   service: DomainService;
+  /** console tickets, shared by every listener: one issued on the Unix socket opens a WebSocket on TCP */
+  tickets: TicketStore;
   appOptions(token?: string): AppOptions;
   /** lets go of the workers (they keep running) and closes the store */
   close(): void;
@@ -77,14 +84,18 @@ export function createDaemon(opts: DaemonOptions): Daemon {
     ...(opts.stopTimeoutMs !== undefined ? { stopTimeoutMs: opts.stopTimeoutMs } : {}),
     ...(opts.ip !== undefined ? { ip: opts.ip } : {}),
   });
-  const service = new DomainService(store.domains, events, supervisor, paths);
-  const host = () => hostInfo(kvmDevice ?? '/dev/kvm');
+  const guestDir = opts.defaultGuestDir === undefined ? DEFAULT_GUEST_DIR : opts.defaultGuestDir;
+  const defaultBoot = () => (guestDir === null ? null : defaultGuestBoot(guestDir));
+  const service = new DomainService(store.domains, events, supervisor, paths, defaultBoot);
+  const host = () => hostInfo(kvmDevice ?? '/dev/kvm', defaultBoot());
+  const tickets = new TicketStore();
   return {
     store,
     events,
     supervisor,
     service,
-    appOptions: (token) => ({ service, supervisor, events, host, ...(token !== undefined ? { token } : {}) }),
+    tickets,
+    appOptions: (token) => ({ service, supervisor, events, host, tickets, ...(token !== undefined ? { token } : {}) }),
     close: () => {
       supervisor.detachAll();
       store.close();

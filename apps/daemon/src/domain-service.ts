@@ -40,9 +40,11 @@ export function randomMac(): string {
   return ['02', ...[...randomBytes(5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 
-function definitionOf(spec: Omit<DomainSpec, 'name' | 'uuid'>): DomainDefinition {
-  const { vcpus, memory_mib, boot, disks, nics, serial, autostart, on_poweroff, on_reboot, on_crash } = spec;
-  return { vcpus, memory_mib, boot, disks, nics, serial, autostart, on_poweroff, on_reboot, on_crash };
+function definitionOf(spec: Omit<DomainSpec, 'name' | 'uuid'>, defaultBoot: () => DomainDefinition['boot'] | null): DomainDefinition {
+  const { vcpus, memory_mib, disks, nics, serial, display, autostart, on_poweroff, on_reboot, on_crash } = spec;
+  const boot = spec.boot ?? defaultBoot();
+  if (!boot) throw new ApiError('NO_DEFAULT_GUEST', 'The definition has no "boot" and this host has no default guest: give boot.kernel (and initrd), or build the default guest with scripts/guest-assets.sh');
+  return { vcpus, memory_mib, boot, disks, nics, serial, display, autostart, on_poweroff, on_reboot, on_crash };
 }
 
 /** Gives every NIC a MAC: the one it names, else the one at its index before, else a new one. */
@@ -56,10 +58,17 @@ export class DomainService {
     private readonly events: EventBus,
     private readonly supervisor: Supervisor,
     private readonly paths: HostPathPolicy,
+    /** the boot of a definition that leaves it out (null: there is none on this host) */
+    private readonly defaultBoot: () => DomainDefinition['boot'] | null = () => null,
   ) {}
 
   list(state?: DomainStateName): Domain[] {
     return this.repo.list(state).map(toDomain);
+  }
+
+  /** The domain named `name`, or undefined. */
+  find(name: string): DomainRecord | undefined {
+    return this.repo.getByName(name);
   }
 
   get(name: string): DomainRecord {
@@ -69,7 +78,7 @@ export class DomainService {
   }
 
   create(spec: DomainSpec): DomainRecord {
-    const definition = definitionOf(spec);
+    const definition = definitionOf(spec, this.defaultBoot);
     definition.nics = withMacs(definition.nics);
     this.paths.checkDefinition(definition);
     const uuid = spec.uuid ?? randomUUID();
@@ -91,7 +100,7 @@ export class DomainService {
   replace(name: string, spec: DomainSpec, ifMatch: string | undefined): DomainRecord {
     const rec = this.get(name);
     this.checkIdentity(rec, spec);
-    return this.write(rec, definitionOf(spec), ifMatch);
+    return this.write(rec, definitionOf(spec, this.defaultBoot), ifMatch);
   }
 
   /** PATCH: the fields given replace the stored ones. */

@@ -34,7 +34,12 @@ export const ERROR_CODES = {
   UNAUTHORIZED: {
     status: 401,
     title: 'Authentication required',
-    description: 'On the TCP listener every request, WebSockets included, needs `Authorization: Bearer <token>` with the token from the daemon\'s --token-file.',
+    description: 'On the TCP listener every request, WebSockets included, needs `Authorization: Bearer <token>` with the token from the daemon\'s --token-file; a WebSocket upgrade may carry a console ticket (`?ticket=`) instead. The web console\'s page and scripts (`/ui/`) are served to anyone.',
+  },
+  INVALID_TICKET: {
+    status: 401,
+    title: 'The ticket is not valid',
+    description: 'The `ticket` query parameter of a WebSocket upgrade is unknown, expired (tickets live 30 s), already used (each is good for one connection), or was issued for another domain or endpoint. Get a new one: `POST /v1/domains/{name}/console-ticket` or `POST /v1/events/ticket`.',
   },
   ROUTE_NOT_FOUND: {
     status: 404,
@@ -66,6 +71,11 @@ export const ERROR_CODES = {
     title: 'The domain is not running',
     description: 'The request needs a live worker (the console, for example) and the domain has none.',
   },
+  NO_DISPLAY: {
+    status: 409,
+    title: 'The domain has no display',
+    description: 'The domain\'s definition has no `display`, or its worker was started before one was added (a display comes with the next start). Add `display: {type: vnc}` and start the domain again.',
+  },
   IMMUTABLE_FIELD: {
     status: 409,
     title: 'The field cannot be changed',
@@ -84,7 +94,7 @@ export const ERROR_CODES = {
   UPGRADE_REQUIRED: {
     status: 426,
     title: 'This endpoint is a WebSocket',
-    description: 'The events and console endpoints speak WebSocket only: send the request as a WebSocket upgrade (`Connection: Upgrade`, `Upgrade: websocket`).',
+    description: 'The events, console and VNC endpoints speak WebSocket only: send the request as a WebSocket upgrade (`Connection: Upgrade`, `Upgrade: websocket`).',
   },
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
@@ -100,6 +110,11 @@ export const ERROR_CODES = {
     status: 422,
     title: 'The file does not exist',
     description: 'A host path (kernel, initrd, disk) does not exist, cannot be read by the daemon, or is not a regular file. Paths are checked on create, on update and on start.',
+  },
+  NO_DEFAULT_GUEST: {
+    status: 422,
+    title: 'No default guest on this host',
+    description: 'The definition leaves out `boot`, and the host has no default guest to fill it with (its kernel and initramfs are built by `scripts/guest-assets.sh`; the daemon\'s --default-guest-dir names where). Give `boot` explicitly. Nothing was changed.',
   },
   UNSUPPORTED_CONFIG: {
     status: 422,

@@ -59,7 +59,7 @@ function probeKvm(device: string): KvmProbe {
   }
 }
 
-export function hostInfo(kvmDevice = '/dev/kvm'): Host {
+export function hostInfo(kvmDevice = '/dev/kvm', defaultGuest: Host['default_guest'] = null): Host {
   let modules: string[] = [];
   try {
     const loaded = new Set(readdirSync('/sys/module'));
@@ -82,5 +82,6 @@ export function hostInfo(kvmDevice = '/dev/kvm'): Host {
       max_vcpus: probe.max_vcpus,
       capabilities: probe.capabilities,
     },
+    default_guest: defaultGuest,
   };
 }

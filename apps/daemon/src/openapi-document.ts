@@ -12,7 +12,7 @@ import { serialiseDocument } from './openapi.js';
 
 export async function generateOpenApi(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'vmctl-openapi-'));
-  const daemon = createDaemon({ stateDir: join(dir, 'state'), runtimeDir: join(dir, 'run'), log: silentLogger(), vmm: '/nonexistent', kvmDevice: null });
+  const daemon = createDaemon({ stateDir: join(dir, 'state'), runtimeDir: join(dir, 'run'), log: silentLogger(), vmm: '/nonexistent', kvmDevice: null, defaultGuestDir: null });
   try {
     const app = await buildApp(daemon.appOptions());
     try {

@@ -19,7 +19,7 @@ function errorTable(): string {
 
 const DESCRIPTION = `The vmctl daemon's API: domains (virtual machines) — their definitions, lifecycle actions and state — lifecycle events, the serial console, and the host.
 
-**Transport.** vmctld listens on a Unix socket (\`/run/vmctl/vmctld.sock\`, mode 0660) with no further authentication: access to the socket is the permission. With \`--listen host:port\` it also listens on TCP, where every request, WebSocket upgrades included, needs \`Authorization: Bearer <token>\`.
+**Transport.** vmctld listens on a Unix socket (\`/run/vmctl/vmctld.sock\`, mode 0660) with no further authentication: access to the socket is the permission. With \`--listen host:port\` it also listens on TCP, where every request, WebSocket upgrades included, needs \`Authorization: Bearer <token>\`. A WebSocket upgrade may instead carry a console ticket as \`?ticket=\` (\`POST /v1/domains/{name}/console-ticket\`, \`POST /v1/events/ticket\`): single-use, good for 30 s, so that a browser never puts the token in a URL. The web console (\`/ui/\`) is served to anyone and asks for the token itself.
 
 **Definitions and state** are separate, as in libvirt: PUT/PATCH change the definition (applied at the next start); actions change the state. Updates take \`If-Match\` with the ETag of the last read and are refused with 412 when the domain changed since.
 

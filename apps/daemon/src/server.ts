@@ -26,6 +26,9 @@ const USAGE = `usage: vmctld [options]
   --allow-path DIR     host paths (kernels, disks) must lie under DIR; repeatable (default: anywhere)
   --vmm PATH           the worker command (default: the vmm of @vmctl/vmm, libs/vmm)
   --kvm-device PATH    checked before each start (default /dev/kvm; "none" skips the check)
+  --default-guest-dir DIR
+                       the default guest (vmlinuz, initramfs.cpio) that definitions without
+                       "boot" run (default /var/cache/vmctl/assets/guest; "none": no default)
   --no-autostart       do not start autostart domains
   --log-level LEVEL    trace, debug, info, warn, error (default info)
 `;
@@ -49,6 +52,7 @@ function parse() {
         vmm: { type: 'string' },
         'kvm-device': { type: 'string', default: '/dev/kvm' },
         'no-autostart': { type: 'boolean', default: false },
+        'default-guest-dir': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -132,6 +136,7 @@ async function main(): Promise<void> {
       ...(v.vmm ? { vmm: v.vmm } : {}),
       kvmDevice: v['kvm-device'] === 'none' ? null : v['kvm-device']!,
       allowPaths: v['allow-path']!,
+      ...(v['default-guest-dir'] ? { defaultGuestDir: v['default-guest-dir'] === 'none' ? null : v['default-guest-dir'] } : {}),
     });
   } catch (err) {
     fail((err as Error).message);

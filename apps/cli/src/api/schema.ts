@@ -136,7 +136,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description `PATH_NOT_ALLOWED`: The path is not allowed. `PATH_NOT_FOUND`: The file does not exist. */
+                /** @description `NO_DEFAULT_GUEST`: No default guest on this host. `PATH_NOT_ALLOWED`: The path is not allowed. `PATH_NOT_FOUND`: The file does not exist. */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -325,7 +325,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description `PATH_NOT_ALLOWED`: The path is not allowed. `PATH_NOT_FOUND`: The file does not exist. */
+                /** @description `NO_DEFAULT_GUEST`: No default guest on this host. `PATH_NOT_ALLOWED`: The path is not allowed. `PATH_NOT_FOUND`: The file does not exist. */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1599,11 +1599,14 @@ export interface paths {
         };
         /**
          * Attach to the serial console (WebSocket)
-         * @description Upgrade to a WebSocket carrying the serial console as binary messages both ways (text messages from the client are sent as their UTF-8 bytes). On attach the last 1 MiB of output is replayed. Several viewers may attach at once. The socket stays open across guest reboots and closes (code 1000) when the worker ends. Refused with 409 DOMAIN_NOT_RUNNING before the upgrade if the domain has no worker.
+         * @description Upgrade to a WebSocket carrying the serial console as binary messages both ways (text messages from the client are sent as their UTF-8 bytes). On attach the last 1 MiB of output is replayed. Several viewers may attach at once. The socket stays open across guest reboots and closes (code 1000) when the worker ends. Refused with 409 DOMAIN_NOT_RUNNING before the upgrade if the domain has no worker. On the TCP listener a ticket from `POST /v1/domains/{name}/console-ticket`, as `?ticket=`, may stand in for the bearer token.
          */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description A console ticket, in place of `Authorization: Bearer` (which browsers cannot send on a WebSocket). Used up by this request, valid or not. */
+                    ticket?: string;
+                };
                 header?: never;
                 path: {
                     name: components["schemas"]["DomainNameInput"];
@@ -1628,7 +1631,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description `UNAUTHORIZED`: Authentication required. */
+                /** @description `INVALID_TICKET`: The ticket is not valid. `UNAUTHORIZED`: Authentication required. */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1683,6 +1686,289 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/domains/{name}/vnc": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Attach to the display over VNC (WebSocket)
+         * @description Upgrade to a WebSocket carrying RFB 3.8 (RFC 6143) as binary messages both ways, security type None, as noVNC speaks it (subprotocol `binary`, if asked for). The worker's VNC server offers Raw and ZRLE with DesktopSize; keys and pointer go to the guest's PS/2 keyboard and mouse and its virtio tablet. Several clients may attach at once. Closes (1000) when the worker ends. Refused before the upgrade with 409 NO_DISPLAY when the domain has no display, and 409 DOMAIN_NOT_RUNNING when it has no worker.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description A console ticket, in place of `Authorization: Bearer` (which browsers cannot send on a WebSocket). Used up by this request, valid or not. */
+                    ticket?: string;
+                };
+                header?: never;
+                path: {
+                    name: components["schemas"]["DomainNameInput"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Switching to the WebSocket protocol */
+                101: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description `VALIDATION_FAILED`: The request is not valid. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `INVALID_TICKET`: The ticket is not valid. `UNAUTHORIZED`: Authentication required. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `DOMAIN_NOT_FOUND`: No such domain. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `NO_DISPLAY`: The domain has no display. `DOMAIN_NOT_RUNNING`: The domain is not running. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `UPGRADE_REQUIRED`: This endpoint is a WebSocket. */
+                426: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `INTERNAL`: Internal error. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/domains/{name}/console-ticket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get a console ticket for a domain
+         * @description A single-use ticket, good for 30 s, that opens one of this domain's WebSockets — `/v1/domains/{name}/console` or `/v1/domains/{name}/vnc` — as `?ticket=<ticket>` in place of the bearer token. No body (or `{}`).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: components["schemas"]["DomainNameInput"];
+                };
+                cookie?: never;
+            };
+            requestBody?: {
+                content: {
+                    "application/json": Record<string, never> | null;
+                };
+            };
+            responses: {
+                /** @description The ticket */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Ticket"];
+                    };
+                };
+                /** @description `VALIDATION_FAILED`: The request is not valid. `MALFORMED_BODY`: The request body cannot be read. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `UNAUTHORIZED`: Authentication required. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `DOMAIN_NOT_FOUND`: No such domain. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `BODY_TOO_LARGE`: The request body is too large. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported content type. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `INTERNAL`: Internal error. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/ticket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get a ticket for the events stream
+         * @description A single-use ticket, good for 30 s, that opens `/v1/events` as `?ticket=<ticket>` in place of the bearer token. No body (or `{}`).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: {
+                content: {
+                    "application/json": Record<string, never> | null;
+                };
+            };
+            responses: {
+                /** @description The ticket */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Ticket"];
+                    };
+                };
+                /** @description `VALIDATION_FAILED`: The request is not valid. `MALFORMED_BODY`: The request body cannot be read. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `UNAUTHORIZED`: Authentication required. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `BODY_TOO_LARGE`: The request body is too large. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `UNSUPPORTED_MEDIA_TYPE`: Unsupported content type. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `INTERNAL`: Internal error. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/events": {
         parameters: {
             query?: never;
@@ -1692,7 +1978,7 @@ export interface paths {
         };
         /**
          * Stream lifecycle events (WebSocket)
-         * @description Upgrade to a WebSocket; the server sends each event (schema `Event`) as a JSON text message, oldest first. Messages from the client are ignored. On the TCP listener the upgrade request needs the bearer token like any other.
+         * @description Upgrade to a WebSocket; the server sends each event (schema `Event`) as a JSON text message, oldest first. Messages from the client are ignored. On the TCP listener the upgrade request needs the bearer token like any other, or a ticket from `POST /v1/events/ticket` as `?ticket=`.
          */
         get: {
             parameters: {
@@ -1700,6 +1986,8 @@ export interface paths {
                     domain?: components["schemas"]["DomainNameInput"];
                     /** @description First replay the kept events with a larger id, then stream */
                     since?: string;
+                    /** @description A console ticket, in place of `Authorization: Bearer` (which browsers cannot send on a WebSocket). Used up by this request, valid or not. */
+                    ticket?: string;
                 };
                 header?: never;
                 path?: never;
@@ -1723,7 +2011,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description `UNAUTHORIZED`: Authentication required. */
+                /** @description `INVALID_TICKET`: The ticket is not valid. `UNAUTHORIZED`: Authentication required. */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1887,6 +2175,14 @@ export interface components {
              */
             log?: boolean;
         };
+        /** @description A graphical display: a bochs-display framebuffer (PCI 1234:1111) with a PS/2 keyboard and mouse and a virtio tablet. The worker serves it over VNC on a Unix socket only the daemon reaches; clients use `GET /v1/domains/{name}/vnc` (a WebSocket), the web console at `/ui/`, or `vmctl vnc`. */
+        DisplayInput: {
+            /**
+             * @description VNC (RFB 3.8), the only kind so far
+             * @constant
+             */
+            type: "vnc";
+        };
         /** @description A domain definition. Unknown fields are refused. Changes take effect at the next start. */
         DomainSpecInput: {
             name: components["schemas"]["DomainNameInput"];
@@ -1906,7 +2202,8 @@ export interface components {
              * @default 256
              */
             memory_mib?: number;
-            boot: components["schemas"]["BootInput"];
+            /** @description Left out: the host's default guest (vmctl's Linux kernel and initramfs, see `default_guest` in GET /v1/host), written into the definition at create */
+            boot?: components["schemas"]["BootInput"];
             /** @default [] */
             disks?: components["schemas"]["DiskInput"][];
             /** @default [] */
@@ -1917,6 +2214,11 @@ export interface components {
              *     }
              */
             serial?: components["schemas"]["SerialInput"];
+            /**
+             * @description A graphical display; null (the default) for none: the serial console only
+             * @default null
+             */
+            display?: components["schemas"]["DisplayInput"] | null;
             /**
              * @description Start the domain when the daemon starts (after a host boot)
              * @default false
@@ -1961,7 +2263,8 @@ export interface components {
              * @default 256
              */
             memory_mib?: number;
-            boot: components["schemas"]["BootInput"];
+            /** @description Left out: the host's default guest (vmctl's Linux kernel and initramfs, see `default_guest` in GET /v1/host), written into the definition at create */
+            boot?: components["schemas"]["BootInput"];
             /** @default [] */
             disks?: components["schemas"]["DiskInput"][];
             /** @default [] */
@@ -1972,6 +2275,11 @@ export interface components {
              *     }
              */
             serial?: components["schemas"]["SerialInput"];
+            /**
+             * @description A graphical display; null (the default) for none: the serial console only
+             * @default null
+             */
+            display?: components["schemas"]["DisplayInput"] | null;
             /**
              * @description Start the domain when the daemon starts (after a host boot)
              * @default false
@@ -2014,6 +2322,8 @@ export interface components {
             disks?: components["schemas"]["DiskInput"][];
             nics?: components["schemas"]["NicInput"][];
             serial?: components["schemas"]["SerialInput"];
+            /** @description A display, or null to remove it */
+            display?: components["schemas"]["DisplayInput"] | null;
             autostart?: boolean;
             /**
              * @description When the guest powers off by itself: destroy → shutoff; restart → start it again
@@ -2040,7 +2350,7 @@ export interface components {
          * @description A stable error code; see the table in the document's description.
          * @enum {string}
          */
-        ErrorCode: "VALIDATION_FAILED" | "MALFORMED_BODY" | "BAD_REQUEST" | "UNAUTHORIZED" | "ROUTE_NOT_FOUND" | "DOMAIN_NOT_FOUND" | "DOMAIN_EXISTS" | "INVALID_STATE_TRANSITION" | "DOMAIN_RUNNING" | "DOMAIN_NOT_RUNNING" | "IMMUTABLE_FIELD" | "PRECONDITION_FAILED" | "BODY_TOO_LARGE" | "UPGRADE_REQUIRED" | "UNSUPPORTED_MEDIA_TYPE" | "PATH_NOT_ALLOWED" | "PATH_NOT_FOUND" | "UNSUPPORTED_CONFIG" | "KVM_UNAVAILABLE" | "WORKER_START_FAILED" | "WORKER_ERROR" | "WORKER_UNAVAILABLE" | "WORKER_TIMEOUT" | "INTERNAL";
+        ErrorCode: "VALIDATION_FAILED" | "MALFORMED_BODY" | "BAD_REQUEST" | "UNAUTHORIZED" | "INVALID_TICKET" | "ROUTE_NOT_FOUND" | "DOMAIN_NOT_FOUND" | "DOMAIN_EXISTS" | "INVALID_STATE_TRANSITION" | "DOMAIN_RUNNING" | "DOMAIN_NOT_RUNNING" | "NO_DISPLAY" | "IMMUTABLE_FIELD" | "PRECONDITION_FAILED" | "BODY_TOO_LARGE" | "UPGRADE_REQUIRED" | "UNSUPPORTED_MEDIA_TYPE" | "PATH_NOT_ALLOWED" | "PATH_NOT_FOUND" | "NO_DEFAULT_GUEST" | "UNSUPPORTED_CONFIG" | "KVM_UNAVAILABLE" | "WORKER_START_FAILED" | "WORKER_ERROR" | "WORKER_UNAVAILABLE" | "WORKER_TIMEOUT" | "INTERNAL";
         /** @description An RFC 9457 problem: every error the API returns has this shape, as `application/problem+json`. */
         Problem: {
             /** @description A URI naming the problem type: `urn:vmctl:error:<code>` */
@@ -2120,6 +2430,14 @@ export interface components {
              */
             log: boolean;
         };
+        /** @description A graphical display: a bochs-display framebuffer (PCI 1234:1111) with a PS/2 keyboard and mouse and a virtio tablet. The worker serves it over VNC on a Unix socket only the daemon reaches; clients use `GET /v1/domains/{name}/vnc` (a WebSocket), the web console at `/ui/`, or `vmctl vnc`. */
+        Display: {
+            /**
+             * @description VNC (RFB 3.8), the only kind so far
+             * @constant
+             */
+            type: "vnc";
+        };
         /** @description A domain: its definition, its current state, and read-only bookkeeping. */
         Domain: {
             name: components["schemas"]["DomainName"];
@@ -2137,6 +2455,7 @@ export interface components {
             disks: components["schemas"]["Disk"][];
             nics: components["schemas"]["Nic"][];
             serial: components["schemas"]["Serial"];
+            display: components["schemas"]["Display"] | null;
             autostart: boolean;
             /**
              * @description When the guest powers off by itself: destroy → shutoff; restart → start it again
@@ -2206,6 +2525,17 @@ export interface components {
             /** @description Live counters from the worker, when it runs and answers */
             stats: components["schemas"]["WorkerStats"] | null;
         };
+        /** @description A short-lived, single-use console ticket: it opens one WebSocket in place of the bearer token, so the token never sits in a URL. */
+        Ticket: {
+            /** @description Pass as `?ticket=` on the WebSocket URL; good for one connection */
+            ticket: string;
+            /**
+             * Format: date-time
+             * @description Unused after this, the ticket is void (30 s after it was issued)
+             * @example 2026-01-01T12:00:00.000Z
+             */
+            expires_at: string;
+        };
         /** @description A lifecycle event. */
         Event: {
             /** @description Increasing; pass the last one seen as `since` when reconnecting */
@@ -2262,6 +2592,12 @@ export interface components {
                     [key: string]: boolean;
                 };
             };
+            /** @description The boot a definition without `boot` gets (vmctl's Linux guest); null when this host has none */
+            default_guest: {
+                kernel: string;
+                initrd?: string;
+                cmdline?: string;
+            } | null;
         };
     };
     responses: never;

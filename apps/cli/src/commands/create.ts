@@ -27,9 +27,9 @@ export async function specFrom(name: string | undefined, flags: CreateFlags): Pr
   }
   if (flags.uuid) spec.uuid = flags.uuid;
   if (typeof spec.name !== 'string') throw new UsageError('a domain needs a name: vmctl create NAME, or "name" in the file');
+  // no boot at all: the daemon gives the domain the host's default guest (vmctl host)
   const boot = bootFromFlags(flags, base.boot as DomainSpec['boot'] | undefined);
-  if (!boot) throw new UsageError('a domain needs a kernel: --kernel PATH, or "boot" in the file');
-  spec.boot = boot;
+  if (boot) spec.boot = boot;
   return spec;
 }
 

@@ -20,7 +20,7 @@ interface EditFlags extends DefinitionFlags {
   output: string;
 }
 
-const DEFINITION_FLAGS: (keyof DefinitionFlags)[] = ['kernel', 'initrd', 'cmdline', 'memory', 'vcpus', 'disk', 'nic', 'autostart', 'serialLog', 'onPoweroff', 'onReboot', 'onCrash'];
+const DEFINITION_FLAGS: (keyof DefinitionFlags)[] = ['kernel', 'initrd', 'cmdline', 'memory', 'vcpus', 'disk', 'nic', 'autostart', 'serialLog', 'display', 'onPoweroff', 'onReboot', 'onCrash'];
 
 function report(ctx: Context, d: Domain, output: string): void {
   if (output === 'json') printJson(ctx.out, d);

@@ -9,6 +9,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { DomainService } from '../domain-service.js';
 import { ApiError } from '../errors.js';
 import { NameParams } from '../schemas/domain.js';
+import { TicketQuery } from '../schemas/ticket.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
 import { errorResponses, SWITCHING_PROTOCOLS } from './responses.js';
 
@@ -25,12 +26,14 @@ export const consoleRoutes: FastifyPluginAsyncZod<{ service: DomainService; supe
   app.route({
     method: 'GET',
     url: '/v1/domains/:name/console',
+    config: { ticket: 'domain' },
     schema: {
       tags: ['console'],
       summary: 'Attach to the serial console (WebSocket)',
-      description: 'Upgrade to a WebSocket carrying the serial console as binary messages both ways (text messages from the client are sent as their UTF-8 bytes). On attach the last 1 MiB of output is replayed. Several viewers may attach at once. The socket stays open across guest reboots and closes (code 1000) when the worker ends. Refused with 409 DOMAIN_NOT_RUNNING before the upgrade if the domain has no worker.',
+      description: 'Upgrade to a WebSocket carrying the serial console as binary messages both ways (text messages from the client are sent as their UTF-8 bytes). On attach the last 1 MiB of output is replayed. Several viewers may attach at once. The socket stays open across guest reboots and closes (code 1000) when the worker ends. Refused with 409 DOMAIN_NOT_RUNNING before the upgrade if the domain has no worker. On the TCP listener a ticket from `POST /v1/domains/{name}/console-ticket`, as `?ticket=`, may stand in for the bearer token.',
       params: NameParams,
-      response: { 101: SWITCHING_PROTOCOLS, ...errorResponses('VALIDATION_FAILED', 'DOMAIN_NOT_FOUND', 'DOMAIN_NOT_RUNNING', 'UPGRADE_REQUIRED') },
+      querystring: TicketQuery,
+      response: { 101: SWITCHING_PROTOCOLS, ...errorResponses('VALIDATION_FAILED', 'INVALID_TICKET', 'DOMAIN_NOT_FOUND', 'DOMAIN_NOT_RUNNING', 'UPGRADE_REQUIRED') },
     },
     preHandler: async (req) => {
       const rec = service.get((req.params as { name: string }).name);

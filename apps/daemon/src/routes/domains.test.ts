@@ -237,7 +237,7 @@ describe('hostile input', () => {
     { what: 'a petabyte of memory', method: 'POST', url: '/v1/domains', payload: { name: 'h1', memory_mib: 2 ** 40, boot: { kernel: '/k' } }, status: 400, code: 'VALIDATION_FAILED' },
     { what: 'a name with a dot', method: 'POST', url: '/v1/domains', payload: { name: 'a.b', boot: { kernel: '/k' } }, status: 400, code: 'VALIDATION_FAILED' },
     { what: 'a 64-character name', method: 'POST', url: '/v1/domains', payload: { name: 'a'.repeat(64), boot: { kernel: '/k' } }, status: 400, code: 'VALIDATION_FAILED' },
-    { what: 'no boot', method: 'POST', url: '/v1/domains', payload: { name: 'h1' }, status: 400, code: 'VALIDATION_FAILED' },
+    { what: 'no boot, and no default guest', method: 'POST', url: '/v1/domains', payload: { name: 'h1' }, status: 422, code: 'NO_DEFAULT_GUEST' },
     { what: 'a cmdline with a newline', method: 'POST', url: '/v1/domains', payload: { name: 'h1', boot: { kernel: '/k', cmdline: 'a\nb' } }, status: 400, code: 'VALIDATION_FAILED' },
     { what: 'the same disk twice', method: 'POST', url: '/v1/domains', payload: { name: 'h1', boot: { kernel: '/k' }, disks: [{ path: '/d' }, { path: '/d' }] }, status: 400, code: 'VALIDATION_FAILED' },
     { what: 'a multicast MAC', method: 'POST', url: '/v1/domains', payload: { name: 'h1', boot: { kernel: '/k' }, nics: [{ type: 'tap', mac: '01:00:5e:00:00:01' }] }, status: 400, code: 'VALIDATION_FAILED' },

@@ -33,7 +33,7 @@ export const domainRoutes: FastifyPluginAsyncZod<{ service: DomainService }> = a
       summary: 'Define a domain',
       description: 'Stores a new definition (state shutoff). Host paths must exist and be regular files. The worker gets the `disks` (virtio-blk) and `nics` (virtio-net over tap) at each start. Answers 201 with `Location` and `ETag` headers.',
       body: DomainSpec,
-      response: { 201: json(Domain, 'The new domain'), ...errorResponses(...BODY_ERRORS, 'DOMAIN_EXISTS', 'PATH_NOT_ALLOWED', 'PATH_NOT_FOUND') },
+      response: { 201: json(Domain, 'The new domain'), ...errorResponses(...BODY_ERRORS, 'DOMAIN_EXISTS', 'NO_DEFAULT_GUEST', 'PATH_NOT_ALLOWED', 'PATH_NOT_FOUND') },
     },
   }, async (req, reply) => {
     const rec = service.create(req.body);
@@ -62,7 +62,7 @@ export const domainRoutes: FastifyPluginAsyncZod<{ service: DomainService }> = a
       params: NameParams,
       headers: IfMatchHeaders,
       body: DomainReplace,
-      response: { 200: json(Domain, 'The updated domain'), ...errorResponses(...BODY_ERRORS, 'DOMAIN_NOT_FOUND', 'IMMUTABLE_FIELD', 'PRECONDITION_FAILED', 'PATH_NOT_ALLOWED', 'PATH_NOT_FOUND') },
+      response: { 200: json(Domain, 'The updated domain'), ...errorResponses(...BODY_ERRORS, 'DOMAIN_NOT_FOUND', 'IMMUTABLE_FIELD', 'PRECONDITION_FAILED', 'NO_DEFAULT_GUEST', 'PATH_NOT_ALLOWED', 'PATH_NOT_FOUND') },
     },
   }, async (req, reply) => {
     const rec = service.replace(req.params.name, { ...req.body, name: req.body.name ?? req.params.name }, req.headers['if-match']);

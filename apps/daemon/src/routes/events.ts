@@ -17,12 +17,13 @@ export const eventRoutes: FastifyPluginAsyncZod<{ events: EventBus }> = async (a
   app.route({
     method: 'GET',
     url: '/v1/events',
+    config: { ticket: 'events' },
     schema: {
       tags: ['events'],
       summary: 'Stream lifecycle events (WebSocket)',
-      description: 'Upgrade to a WebSocket; the server sends each event (schema `Event`) as a JSON text message, oldest first. Messages from the client are ignored. On the TCP listener the upgrade request needs the bearer token like any other.',
+      description: 'Upgrade to a WebSocket; the server sends each event (schema `Event`) as a JSON text message, oldest first. Messages from the client are ignored. On the TCP listener the upgrade request needs the bearer token like any other, or a ticket from `POST /v1/events/ticket` as `?ticket=`.',
       querystring: EventsQuery,
-      response: { 101: SWITCHING_PROTOCOLS, ...errorResponses('VALIDATION_FAILED', 'UPGRADE_REQUIRED') },
+      response: { 101: SWITCHING_PROTOCOLS, ...errorResponses('VALIDATION_FAILED', 'INVALID_TICKET', 'UPGRADE_REQUIRED') },
     },
     handler: async () => {
       throw new ApiError('UPGRADE_REQUIRED', '/v1/events is a WebSocket endpoint');

@@ -77,6 +77,16 @@ export const Serial = z
   })
   .meta({ id: 'Serial', description: 'The serial console (COM1). It is always there; the console WebSocket attaches to it.' });
 
+export const Display = z
+  .strictObject({
+    type: z.literal('vnc').meta({ description: 'VNC (RFB 3.8), the only kind so far' }),
+  })
+  .meta({
+    id: 'Display',
+    description: 'A graphical display: a bochs-display framebuffer (PCI 1234:1111) with a PS/2 keyboard and mouse and a virtio tablet. The worker serves it over VNC on a Unix socket only the daemon reaches; clients use `GET /v1/domains/{name}/vnc` (a WebSocket), the web console at `/ui/`, or `vmctl vnc`.',
+  });
+export type Display = z.output<typeof Display>;
+
 export const OnPoweroff = z.enum(['destroy', 'restart']).meta({ description: 'When the guest powers off by itself: destroy → shutoff; restart → start it again' });
 export const OnReboot = z.enum(['restart', 'destroy']).meta({ description: 'When the guest reboots: restart in place (the worker and the console stay); destroy → shutoff' });
 export const OnCrash = z.enum(['preserve', 'destroy', 'restart']).meta({
@@ -103,10 +113,13 @@ export const DomainSpec = z
     uuid: Uuid.optional().meta({ description: 'Generated when omitted' }),
     vcpus: Vcpus.default(1),
     memory_mib: MemoryMib.default(256),
-    boot: Boot,
+    boot: Boot.optional().meta({
+      description: "Left out: the host's default guest (vmctl's Linux kernel and initramfs, see `default_guest` in GET /v1/host), written into the definition at create",
+    }),
     disks: Disks.default([]),
     nics: Nics.default([]),
     serial: Serial.default({ log: false }),
+    display: Display.nullable().default(null).meta({ description: 'A graphical display; null (the default) for none: the serial console only' }),
     autostart: z.boolean().default(false).meta({ description: 'Start the domain when the daemon starts (after a host boot)' }),
     on_poweroff: OnPoweroff.default('destroy'),
     on_reboot: OnReboot.default('restart'),
@@ -132,6 +145,7 @@ export const DomainPatch = z
     disks: Disks.optional(),
     nics: Nics.optional(),
     serial: Serial.optional(),
+    display: Display.nullable().optional().meta({ description: 'A display, or null to remove it' }),
     autostart: z.boolean().optional(),
     on_poweroff: OnPoweroff.optional(),
     on_reboot: OnReboot.optional(),
@@ -148,6 +162,7 @@ export const DomainDefinition = z.object({
   disks: z.array(Disk),
   nics: z.array(Nic),
   serial: Serial,
+  display: Display.nullable(),
   autostart: z.boolean(),
   on_poweroff: OnPoweroff,
   on_reboot: OnReboot,

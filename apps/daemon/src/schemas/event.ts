@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { DomainName, Timestamp, Uuid } from './common.js';
 import { DomainStateName } from './domain.js';
+import { TicketParam } from './ticket.js';
 
 export const EVENT_TYPES = ['domain-created', 'domain-updated', 'domain-deleted', 'state-changed', 'guest-reboot'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -34,4 +35,5 @@ export const EventsQuery = z.strictObject({
     .transform(Number)
     .optional()
     .meta({ description: 'First replay the kept events with a larger id, then stream' }),
+  ticket: TicketParam,
 });

@@ -20,6 +20,10 @@ export const Host = z
       max_vcpus: z.int().nullable(),
       capabilities: z.record(z.string(), z.boolean()).meta({ description: 'KVM capabilities the VMM relies on' }),
     }),
+    default_guest: z
+      .object({ kernel: z.string(), initrd: z.string().optional(), cmdline: z.string().optional() })
+      .nullable()
+      .meta({ description: 'The boot a definition without `boot` gets (vmctl\'s Linux guest); null when this host has none' }),
   })
   .meta({ id: 'Host', description: 'Host capabilities and versions.' });
 export type Host = z.output<typeof Host>;

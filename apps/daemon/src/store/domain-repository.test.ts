@@ -12,6 +12,7 @@ const def: DomainDefinition = {
   disks: [{ path: '/d.raw', format: 'raw', readonly: true }],
   nics: [{ type: 'tap', mac: '02:00:00:00:00:01' }],
   serial: { log: true },
+  display: { type: 'vnc' },
   autostart: true,
   on_poweroff: 'destroy',
   on_reboot: 'restart',

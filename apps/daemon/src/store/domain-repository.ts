@@ -46,6 +46,8 @@ interface Row {
   disks: string;
   nics: string;
   serial: string;
+  /** JSON, or NULL for no display (migration 002) */
+  display: string | null;
   autostart: number;
   on_poweroff: DomainDefinition['on_poweroff'];
   on_reboot: DomainDefinition['on_reboot'];
@@ -74,6 +76,7 @@ function fromRow(r: Row): DomainRecord {
       disks: JSON.parse(r.disks),
       nics: JSON.parse(r.nics),
       serial: JSON.parse(r.serial),
+      display: r.display === null ? null : JSON.parse(r.display),
       autostart: r.autostart === 1,
       on_poweroff: r.on_poweroff,
       on_reboot: r.on_reboot,
@@ -94,6 +97,7 @@ function definitionParams(d: DomainDefinition) {
     disks: JSON.stringify(d.disks),
     nics: JSON.stringify(d.nics),
     serial: JSON.stringify(d.serial),
+    display: d.display === null ? null : JSON.stringify(d.display),
     autostart: d.autostart ? 1 : 0,
     on_poweroff: d.on_poweroff,
     on_reboot: d.on_reboot,
@@ -113,10 +117,10 @@ export class DomainRepository {
     this.stmts = {
       list: db.prepare(`${SELECT} ORDER BY d.name`),
       byUuid: db.prepare(`${SELECT} WHERE d.uuid = ?`),
-      insert: db.prepare(`INSERT INTO domains (uuid, name, vcpus, memory_mib, boot, disks, nics, serial, autostart, on_poweroff, on_reboot, on_crash, generation, created_at, updated_at)
-        VALUES (@uuid, @name, @vcpus, @memory_mib, @boot, @disks, @nics, @serial, @autostart, @on_poweroff, @on_reboot, @on_crash, 1, @created_at, @updated_at)`),
+      insert: db.prepare(`INSERT INTO domains (uuid, name, vcpus, memory_mib, boot, disks, nics, serial, display, autostart, on_poweroff, on_reboot, on_crash, generation, created_at, updated_at)
+        VALUES (@uuid, @name, @vcpus, @memory_mib, @boot, @disks, @nics, @serial, @display, @autostart, @on_poweroff, @on_reboot, @on_crash, 1, @created_at, @updated_at)`),
       insertState: db.prepare(`INSERT INTO domain_state (uuid, state, reason, since, pid, started_at) VALUES (@uuid, @state, @reason, @since, @pid, @started_at)`),
-      update: db.prepare(`UPDATE domains SET vcpus = @vcpus, memory_mib = @memory_mib, boot = @boot, disks = @disks, nics = @nics, serial = @serial,
+      update: db.prepare(`UPDATE domains SET vcpus = @vcpus, memory_mib = @memory_mib, boot = @boot, disks = @disks, nics = @nics, serial = @serial, display = @display,
         autostart = @autostart, on_poweroff = @on_poweroff, on_reboot = @on_reboot, on_crash = @on_crash,
         generation = generation + 1, updated_at = @updated_at
         WHERE uuid = @uuid AND generation = @generation`),

@@ -309,6 +309,15 @@ export class Supervisor {
     return w?.attached && !w.ending ? w.consoleSocket : undefined;
   }
 
+  /**
+   * The VNC socket of the domain's live worker. A worker has one when its domain had a
+   * display when it started (a display added later comes with the next start).
+   */
+  vncSocket(uuid: string): string | undefined {
+    const w = this.workers.get(uuid);
+    return w?.attached && !w.ending && existsSync(w.paths.vnc) ? w.paths.vnc : undefined;
+  }
+
   hasWorker(uuid: string): boolean {
     return this.workers.has(uuid);
   }

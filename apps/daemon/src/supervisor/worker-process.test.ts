@@ -14,6 +14,7 @@ function def(extra: Partial<DomainDefinition> = {}): DomainDefinition {
     disks: [],
     nics: [],
     serial: { log: false },
+    display: null,
     autostart: false,
     on_poweroff: 'destroy',
     on_reboot: 'restart',
@@ -37,6 +38,12 @@ test('workerArgs() passes the boot, memory, vCPUs and worker sockets', () => {
   assert.deepEqual(values(args, '--cpus'), ['2']);
   assert.deepEqual(values(args, '--vm-id'), [UUID]);
   assert.deepEqual(values(args, '--console-socket'), [paths.console]);
+});
+
+test('workerArgs() serves a display over VNC on the worker\'s vnc.sock, and none without one', () => {
+  assert.deepEqual(values(workerArgs(UUID, def({ display: { type: 'vnc' } }), paths), '--display'), [`vnc=unix:${paths.vnc}`]);
+  assert.equal(paths.vnc, `/run/vmctl/vms/${UUID}/vnc.sock`);
+  assert.deepEqual(values(workerArgs(UUID, def(), paths), '--display'), []);
 });
 
 test('workerArgs() gives each disk a --disk flag, in order, with ro and serial', () => {

@@ -4,6 +4,8 @@
  *
  *   <runtime>/vms/<uuid>/control.sock   the control protocol (the worker creates it, 0600)
  *   <runtime>/vms/<uuid>/console.sock   the serial console, raw bytes
+ *   <runtime>/vms/<uuid>/vnc.sock       the display over VNC (security None: only the daemon
+ *                                       reaches it, 0600), when the domain has a display
  *   <runtime>/vms/<uuid>/worker.pid     written by the worker
  *   <state>/logs/<uuid>.log             the worker's stdout and stderr
  *
@@ -26,6 +28,7 @@ export interface WorkerPaths {
   dir: string;
   control: string;
   console: string;
+  vnc: string;
   pidFile: string;
   log: string;
 }
@@ -39,6 +42,7 @@ export function workerPaths(runtimeDir: string, stateDir: string, uuid: string):
     dir,
     control: join(dir, 'control.sock'),
     console: join(dir, 'console.sock'),
+    vnc: join(dir, 'vnc.sock'),
     pidFile: join(dir, 'worker.pid'),
     log: join(stateDir, 'logs', `${uuid}.log`),
   };
@@ -82,6 +86,7 @@ export function workerArgs(uuid: string, def: DomainDefinition, paths: WorkerPat
     ...nets,
     '--control', paths.control,
     '--console-socket', paths.console,
+    ...(def.display ? ['--display', `vnc=unix:${paths.vnc}`] : []),
     '--pid-file', paths.pidFile,
     '--vm-id', uuid,
     ...(def.on_reboot === 'destroy' ? ['--no-reboot'] : []),
@@ -91,7 +96,7 @@ export function workerArgs(uuid: string, def: DomainDefinition, paths: WorkerPat
 /** Clears what a previous worker of this domain left and makes the directories. */
 export function prepareWorkerDir(paths: WorkerPaths): void {
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-  for (const f of [paths.control, paths.console, paths.pidFile]) rmSync(f, { force: true });
+  for (const f of [paths.control, paths.console, paths.vnc, paths.pidFile]) rmSync(f, { force: true });
   mkdirSync(join(paths.log, '..'), { recursive: true, mode: 0o700 });
   try {
     if (statSync(paths.log).size > LOG_ROTATE_BYTES) renameSync(paths.log, `${paths.log}.1`);

@@ -4,7 +4,9 @@
  * re-attach and crash handling are exercised in milliseconds, on any machine.
  *
  * Its "guest" is a console loop: it prints `fake: boot N` and echoes input; a chunk of input
- * that is exactly `!poweroff`, `!reboot` or `!crash` does that. Knobs on the kernel command line:
+ * that is exactly `!poweroff`, `!reboot` or `!crash` does that. With `--display vnc=unix:PATH` its
+ * "VNC server" on PATH greets each client with the RFB 3.8 version line and then echoes what
+ * it gets (a chunk that is exactly `!close` closes that connection). Knobs on the kernel command line:
  *   fake.ignore-power-button   the power button does nothing (tests the shutdown timeout)
  *   fake.boot-ms=N             report `starting` for N ms before `running`
  *   fake.fail                  exit 125 before opening the control socket
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     'no-reboot': { type: 'boolean', default: false },
     disk: { type: 'string', multiple: true, default: [] },
     net: { type: 'string', multiple: true, default: [] },
+    display: { type: 'string', multiple: true, default: [] },
   },
   strict: true,
 });
@@ -53,6 +56,7 @@ let boots = 0;
 let output = Buffer.alloc(0);
 const subscribers = new Set<Socket>();
 const viewers = new Set<Socket>();
+const vncClients = new Set<Socket>();
 const startedAt = new Date().toISOString();
 
 function emit(e: ControlEvent): void {
@@ -79,7 +83,8 @@ function end(reason: 'poweroff' | 'reset' | 'stopped' | 'crashed', code: number)
   emit({ event: 'guest-stopped', reason, exitCode: code, at: new Date().toISOString() });
   control.close();
   consoleServer.close();
-  for (const s of [...subscribers, ...viewers]) s.end();
+  vncServer.close();
+  for (const s of [...subscribers, ...viewers, ...vncClients]) s.end();
   rmSync(values['pid-file']!, { force: true });
   setTimeout(() => process.exit(code), 20);
 }
@@ -175,6 +180,16 @@ const consoleServer = createServer((sock) => {
   sock.on('error', () => sock.destroy());
   sock.on('close', () => viewers.delete(sock));
 });
+
+const vncPath = values.display!.map((d) => /^vnc=unix:([^,]+)/.exec(d)?.[1]).find((p) => p !== undefined);
+const vncServer = createServer((sock) => {
+  sock.write('RFB 003.008\n');
+  sock.on('data', (b: Buffer) => (b.toString('latin1') === '!close' ? sock.destroy() : sock.write(b)));
+  sock.on('error', () => sock.destroy());
+  vncClients.add(sock);
+  sock.on('close', () => vncClients.delete(sock));
+});
+if (vncPath) vncServer.listen(vncPath);
 
 process.on('SIGTERM', () => end('stopped', 130));
 consoleServer.listen(values['console-socket']!, () => {

@@ -38,7 +38,7 @@ export async function harness(opts: Partial<DaemonOptions> & { dir?: string } = 
   const kernel = join(dir, 'kernel.elf');
   writeFileSync(kernel, 'not really a kernel');
   const make = () =>
-    createDaemon({ stateDir, runtimeDir, log: silentLogger(), vmm: FAKE_WORKER, kvmDevice: null, stopTimeoutMs: 3000, ip: 'true', ...opts });
+    createDaemon({ stateDir, runtimeDir, log: silentLogger(), vmm: FAKE_WORKER, kvmDevice: null, stopTimeoutMs: 3000, ip: 'true', defaultGuestDir: null, ...opts });
   const h: Harness = {
     dir,
     stateDir,
