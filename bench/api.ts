@@ -12,12 +12,13 @@
  * The daemon, the workers and autocannon share this machine's CPUs; the report says so.
  * Targets (DESIGN.md §4): p50 create+start < 100 ms; list of 1,000 < 20 ms.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
+import { DaemonProcess } from '../test/lib/daemon-process.js';
 import { ROOT } from './lib/machines.js';
 import { round } from './lib/stats.js';
 
@@ -69,28 +70,22 @@ interface Reply {
   body: string;
 }
 
-/** A vmctld child on temporary directories; ends its workers and itself by pid. */
-class Daemon {
-  readonly dir = mkdtempSync(join(tmpdir(), 'vmctl-bench-api-'));
-  readonly socket = join(this.dir, 'run', 'vmctld.sock');
+/**
+ * The built vmctld on temporary directories; ends its workers and itself by pid. Requests go
+ * one at a time on a kept-alive connection, and their bodies stay text (parsing is not timed).
+ */
+class Daemon extends DaemonProcess {
   readonly agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  private child?: ChildProcess;
-  private log = '';
 
-  async start(): Promise<void> {
-    const child = spawn(process.execPath, [SERVER, '--state-dir', join(this.dir, 'state'), '--runtime-dir', join(this.dir, 'run'), '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    child.stdout!.on('data', (b) => (this.log += b));
-    child.stderr!.on('data', (b) => (this.log += b));
-    const deadline = Date.now() + 20000;
-    while (!existsSync(this.socket)) {
-      if (child.exitCode !== null) throw new Error(`vmctld exited with ${child.exitCode}: ${this.log}`);
-      if (Date.now() > deadline) throw new Error(`vmctld did not come up: ${this.log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  constructor() {
+    super({ dir: mkdtempSync(join(tmpdir(), 'vmctl-bench-api-')), command: [process.execPath, SERVER] });
   }
 
-  req(method: string, path: string, body?: unknown): Promise<Reply> {
+  override start(): Promise<void> {
+    return super.start(['--log-level', 'warn']);
+  }
+
+  text(method: string, path: string, body?: unknown): Promise<Reply> {
     return new Promise((resolve, reject) => {
       const data = body === undefined ? undefined : JSON.stringify(body);
       const r = request(
@@ -108,7 +103,7 @@ class Daemon {
   }
 
   async ok(method: string, path: string, body?: unknown): Promise<Reply> {
-    const r = await this.req(method, path, body);
+    const r = await this.text(method, path, body);
     if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.body}`);
     return r;
   }
@@ -116,19 +111,7 @@ class Daemon {
   /** SIGKILLs the workers left under the runtime dir and the daemon; removes the directories. */
   close(): void {
     this.agent.destroy();
-    try {
-      for (const d of readdirSync(join(this.dir, 'run', 'vms'))) {
-        try {
-          process.kill(Number(readFileSync(join(this.dir, 'run', 'vms', d, 'worker.pid'), 'utf8')), 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-    } catch {
-      // no workers
-    }
-    if (this.child && this.child.exitCode === null) this.child.kill('SIGKILL');
-    rmSync(this.dir, { recursive: true, force: true });
+    this.cleanupSync();
   }
 }
 

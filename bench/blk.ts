@@ -19,7 +19,7 @@ import { closeSync, existsSync, fdatasyncSync, fstatSync, openSync, readSync, wr
 import { randomFillSync } from 'node:crypto';
 import { resolve } from 'node:path';
 import { command, guestExitCode, ROOT, type GuestRun } from './lib/machines.js';
-import { run, show } from './lib/proc.js';
+import { failure, run, show } from './lib/proc.js';
 import { contention, cpuSnapshot } from './lib/host.js';
 import { rotate, round, summarize, type Summary } from './lib/stats.js';
 
@@ -167,7 +167,7 @@ async function once(vmm: IoVmm, c: BlkCase, tscHz: number, roundNo: number): Pro
     otherCpus,
   };
   if (tsc === null || r.guestExit !== 0) {
-    r.error = `status ${res.status}${res.signal ? ` (${res.signal})` : ''}${res.timedOut ? ', timed out' : ''}; stdout: ${JSON.stringify(res.stdout.slice(-400))}; stderr: ${JSON.stringify(res.stderr.slice(-400))}`;
+    r.error = failure(res);
   }
   return r;
 }

@@ -6,7 +6,7 @@
  * counter), kvmrun's switch, QEMU's memory dispatch.
  */
 import { command, guestExitCode, VMMS, type VmmName } from './lib/machines.js';
-import { run, show } from './lib/proc.js';
+import { failure, run, show } from './lib/proc.js';
 import { contention, cpuSnapshot } from './lib/host.js';
 import { rotate, round, summarize, type Summary } from './lib/stats.js';
 
@@ -70,7 +70,7 @@ async function storm(vmm: VmmName, n: number, tscHz: number, roundNo: number): P
     otherCpus,
   };
   if (pioUs === null || mmioUs === null || r.guestExit !== 0) {
-    r.error = `status ${res.status}${res.signal ? ` (${res.signal})` : ''}${res.timedOut ? ', timed out' : ''}; stdout: ${JSON.stringify(res.stdout.slice(-300))}; stderr: ${JSON.stringify(res.stderr.slice(-300))}`;
+    r.error = failure(res, 300);
   }
   return r;
 }

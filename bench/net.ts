@@ -19,7 +19,7 @@
  */
 import { existsSync } from 'node:fs';
 import { command, guestExitCode, type GuestRun, type VmmName } from './lib/machines.js';
-import { run, Running, show } from './lib/proc.js';
+import { failure, run, Running, show } from './lib/proc.js';
 import { contention, cpuSnapshot } from './lib/host.js';
 import { BenchNetns } from './lib/netns.js';
 import { tool } from './lib/tools.js';
@@ -154,7 +154,7 @@ async function once(vmm: NetVmm, c: NetCase, ns: BenchNetns, flood: string, tscH
     otherCpus,
   };
   if (tsc === null || r.guestExit !== 0) {
-    r.error = `status ${res.status}${res.signal ? ` (${res.signal})` : ''}${res.timedOut ? ', timed out' : ''}; stdout: ${JSON.stringify(res.stdout.slice(-400))}; stderr: ${JSON.stringify(res.stderr.slice(-400))}${sender ? `; sender: ${JSON.stringify(sender.stdout.slice(-200) + sender.stderr.slice(-200))}` : ''}`;
+    r.error = `${failure(res)}${sender ? `; sender: ${JSON.stringify(sender.stdout.slice(-200) + sender.stderr.slice(-200))}` : ''}`;
   }
   return r;
 }

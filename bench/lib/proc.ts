@@ -53,6 +53,11 @@ function msSince(t0: bigint): number {
 }
 
 /** Runs a command to completion with stdin closed, stdout and stderr captured. */
+/** Why a run failed, for a report: how it ended and the last `tail` characters of its output. */
+export function failure(res: RunResult, tail = 400): string {
+  return `status ${res.status}${res.signal ? ` (${res.signal})` : ''}${res.timedOut ? ', timed out' : ''}; stdout: ${JSON.stringify(res.stdout.slice(-tail))}; stderr: ${JSON.stringify(res.stderr.slice(-tail))}`;
+}
+
 export function run(c: Command, timeoutMs: number): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();

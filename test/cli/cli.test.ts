@@ -8,65 +8,33 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { haveKvm } from '../lib/kvm.js';
-import { DaemonProcess } from '../lib/daemon-process.js';
+import { BUILT_SERVER as SERVER, DaemonProcess } from '../lib/daemon-process.js';
 import { NetNamespace, netnsMissing } from '../lib/netns.js';
 import { guest, ROOT } from '../lib/vmm-process.js';
 
 const CLI = join(ROOT, 'apps/cli/dist/main.js');
-const SERVER = join(ROOT, 'apps/daemon/dist/server.js');
 
 const kvm = haveKvm();
 const opts = { skip: !kvm, timeout: 300000 };
 
 /** vmctld from its build (as installed), not from source; `prefix` runs it in a network namespace. */
-class BuiltDaemon extends DaemonProcess {
-  constructor(private readonly prefix: string[] = []) {
-    super();
-  }
-
-  override async start(extra: string[] = []): Promise<void> {
-    const argv = [...this.prefix, process.execPath, SERVER, '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir, ...extra];
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    child.stdout!.on('data', (b) => (this.log += b));
-    child.stderr!.on('data', (b) => (this.log += b));
-    const deadline = Date.now() + 20000;
-    while (!existsSync(this.socket)) {
-      if (child.exitCode !== null) throw new Error(`vmctld exited with ${child.exitCode}: ${this.log}`);
-      if (Date.now() > deadline) throw new Error(`vmctld did not come up: ${this.log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+function builtDaemon(prefix: string[] = []): DaemonProcess {
+  return new DaemonProcess({ command: [...prefix, process.execPath, SERVER] });
 }
 
-let d: BuiltDaemon;
+let d: DaemonProcess;
 /** the daemon's TCP listener, and the token it wants there */
 let url: string;
 const TOKEN = 't'.repeat(40);
 
-/** A TCP port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 before(async () => {
   if (!kvm) return;
   for (const f of [CLI, SERVER]) if (!existsSync(f)) throw new Error(`${f} is missing: run npm run build -w apps/cli -w apps/daemon first`);
-  d = new BuiltDaemon();
-  mkdirSync(d.dir, { recursive: true });
-  const tokenFile = join(d.dir, 'token');
-  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  await d.start(['--listen', `127.0.0.1:${port}`, '--token-file', tokenFile]);
+  d = builtDaemon();
+  url = await d.startTcp(TOKEN);
 });
 after(async () => {
   await d?.cleanup();
@@ -319,13 +287,13 @@ describe('vmctl with a real daemon and real guests', opts, () => {
 const netMissing = netnsMissing();
 describe('NICs: a daemon in a network namespace of its own wires the taps it names', { skip: !kvm || netMissing ? `needs ${netMissing || '/dev/kvm'}` : false, timeout: 120000 }, () => {
   let ns: NetNamespace;
-  let nd: BuiltDaemon;
+  let nd: DaemonProcess;
 
   before(async () => {
     ns = NetNamespace.create(`vmctl-cli-${process.pid}`);
     ns.ip('link', 'add', 'br0', 'type', 'bridge');
     ns.ip('link', 'set', 'br0', 'up');
-    nd = new BuiltDaemon(ns.prefix);
+    nd = builtDaemon(ns.prefix);
     await nd.start();
     ns.track(nd.child!);
   });

@@ -3,14 +3,24 @@
  * talks to it over its Unix socket: HTTP requests and WebSockets. For the end-to-end tests.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { ROOT } from './vmm-process.js';
 
 export const SERVER = join(ROOT, 'apps/daemon/src/server.ts');
+/** vmctld from its build, as installed */
+export const BUILT_SERVER = join(ROOT, 'apps/daemon/dist/server.js');
+
+export interface DaemonProcessOptions {
+  /** where its directories go (default: a new temporary directory) */
+  dir?: string;
+  /** the command line before vmctld's options (default: vmctld from source, through tsx) */
+  command?: readonly string[];
+}
 
 export interface Reply {
   status: number;
@@ -23,11 +33,13 @@ export class DaemonProcess {
   readonly stateDir: string;
   readonly runtimeDir: string;
   readonly socket: string;
+  readonly command: readonly string[];
   child?: ChildProcess;
   log = '';
 
-  constructor(dir?: string) {
-    this.dir = dir ?? mkdtempSync(join(tmpdir(), 'vmctld-e2e-'));
+  constructor(options: DaemonProcessOptions = {}) {
+    this.dir = options.dir ?? mkdtempSync(join(tmpdir(), 'vmctld-e2e-'));
+    this.command = options.command ?? [process.execPath, '--import', 'tsx', SERVER];
     this.stateDir = join(this.dir, 'state');
     this.runtimeDir = join(this.dir, 'run');
     this.socket = join(this.runtimeDir, 'vmctld.sock');
@@ -35,7 +47,8 @@ export class DaemonProcess {
 
   /** Starts the daemon and resolves once it answers on its socket. */
   async start(extra: string[] = []): Promise<void> {
-    const child = spawn(process.execPath, ['--import', 'tsx', SERVER, '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [...this.command, '--state-dir', this.stateDir, '--runtime-dir', this.runtimeDir, ...extra];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout!.on('data', (b) => (this.log += b));
     child.stderr!.on('data', (b) => (this.log += b));
@@ -52,6 +65,19 @@ export class DaemonProcess {
       if (Date.now() > deadline) throw new Error(`vmctld did not come up: ${this.log}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /**
+   * Starts the daemon with a TCP listener too, on a free port of 127.0.0.1 that wants `token`
+   * (from a token file in its directory); resolves with the listener's URL.
+   */
+  async startTcp(token: string, extra: string[] = []): Promise<string> {
+    mkdirSync(this.dir, { recursive: true });
+    const tokenFile = join(this.dir, 'token');
+    writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+    const port = await freePort();
+    await this.start(['--listen', `127.0.0.1:${port}`, '--token-file', tokenFile, ...extra]);
+    return `http://127.0.0.1:${port}`;
   }
 
   /** SIGKILLs the daemon (its workers stay). */
@@ -87,6 +113,18 @@ export class DaemonProcess {
   /** SIGKILLs every worker left under the runtime dir, stops the daemon, removes the dirs. */
   async cleanup(): Promise<void> {
     await this.kill();
+    this.#killWorkers();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** The same at once, for a process 'exit' handler: SIGKILLs the workers and the daemon, removes the dirs. */
+  cleanupSync(): void {
+    this.#killWorkers();
+    if (this.child && this.child.exitCode === null) this.child.kill('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  #killWorkers(): void {
     try {
       for (const d of readdirSync(join(this.runtimeDir, 'vms'))) {
         try {
@@ -98,8 +136,16 @@ export class DaemonProcess {
     } catch {
       // no workers
     }
-    rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A TCP port nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
 }
 
 /** A WebSocket client on the serial console that collects what the guest prints. */

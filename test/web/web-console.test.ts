@@ -8,8 +8,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { haveKvm } from '../lib/kvm.js';
@@ -35,24 +34,11 @@ let d: DaemonProcess;
 let browser: Browser | undefined;
 let url: string;
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 before(async () => {
   if (skip) return;
   assert.ok(existsSync(WEB), `${WEB} is missing: npm run build -w @vmctl/daemon`);
   d = new DaemonProcess();
-  mkdirSync(d.dir, { recursive: true });
-  const tokenFile = join(d.dir, 'token');
-  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  await d.start(['--listen', `127.0.0.1:${port}`, '--token-file', tokenFile]);
+  url = await d.startTcp(TOKEN);
   browser = await chromium.launch({
     executablePath: CHROMIUM!,
     // root (CI) cannot use chromium's sandbox; sRGB so that screenshot pixels are the guest's

@@ -111,35 +111,20 @@ export class ZrleTileEncoder {
     let runBytes = 0; // plain RLE's length bytes
     let longRunBytes = 0; // palette RLE's: only runs longer than 1 carry a length
     let tooMany = false;
-    let prev = values[ty * width + tx]!;
-    let run = 0;
-    const endRun = (): void => {
+    this.#runs(values, width, tx, ty, tw, th, 0, (_, value, run) => {
       runs++;
       const rb = runLengthBytes(run);
       runBytes += rb;
       if (run > 1) longRunBytes += rb;
-      if (!tooMany && !palette.has(prev)) {
+      if (!tooMany && !palette.has(value)) {
         if (palette.size === MAX_PALETTE_RLE) tooMany = true;
         else {
-          pv[palette.size] = prev;
-          palette.set(prev, palette.size);
+          pv[palette.size] = value;
+          palette.set(value, palette.size);
         }
       }
-    };
-    for (let y = 0; y < th; y++) {
-      let i = (ty + y) * width + tx;
-      for (let x = 0; x < tw; x++, i++) {
-        const v = values[i]!;
-        if (v === prev) {
-          run++;
-          continue;
-        }
-        endRun();
-        prev = v;
-        run = 1;
-      }
-    }
-    endRun();
+      return 0;
+    });
 
     const n = tooMany ? Infinity : palette.size;
     const cp = c.size;

@@ -19,6 +19,7 @@ import type { DeviceMetrics } from '../../bus/device.js';
 import { VmmError } from '../../errors.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import {
+  serveQueue,
   VIRTIO_ID_CONSOLE,
   VIRTIO_RING_FEATURES,
   type VirtioActivation,
@@ -260,23 +261,13 @@ export class VirtioConsole implements VirtioDevice {
   /** Hands what the guest wrote to `output`: a queue's worth per turn, then yields. */
   #transmit(): void {
     const a = this.#active;
-    const q = a?.queues[VIRTIO_CONSOLE_TRANSMITQ];
-    if (a === undefined || q === undefined) return;
-    let pushed = false;
-    for (let n = 0; n < q.size; n++) {
-      const chain = q.pop();
-      if (chain === undefined) break;
-      if (isQueueError(chain)) {
-        a.interrupt.queueError(VIRTIO_CONSOLE_TRANSMITQ, chain);
-        return;
-      }
+    if (a === undefined) return;
+    const full = serveQueue(a, VIRTIO_CONSOLE_TRANSMITQ, (chain) => {
       this.#send(a.memory, chain);
       // §5.3.6: the device writes nothing into a transmit buffer.
-      q.pushUsed(chain.head, 0);
-      pushed = true;
-      if (n === q.size - 1) this.#scheduleTransmit(a);
-    }
-    if (pushed && q.needsNotification()) a.interrupt.notifyQueue(VIRTIO_CONSOLE_TRANSMITQ);
+      return 0;
+    });
+    if (full) this.#scheduleTransmit(a);
   }
 
   #send(memory: GuestMemory, chain: DescriptorChain): void {

@@ -5,7 +5,7 @@
  * later virtio-mmio) is written once against this interface.
  */
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import type { QueueError, Virtqueue } from './queue.js';
+import { isQueueError, type DescriptorChain, type QueueError, type Virtqueue } from './queue.js';
 
 // Device IDs (§5).
 export const VIRTIO_ID_NET = 1;
@@ -93,4 +93,29 @@ export interface VirtioDevice {
   reset(): void;
   /** The device's own state, JSON-serialisable, for snapshots. */
   save(): unknown;
+}
+
+/**
+ * Serves queue `index` of an active device: takes the driver's chains while `more()` holds,
+ * a queue's worth at most (a driver that keeps refilling cannot hold the device thread),
+ * gives each to `use`, which returns its used length (the bytes the device wrote into it),
+ * and sends one used buffer notification at the end if the driver wants it. A broken chain
+ * is reported (queueError) and ends the turn. True when it stopped after a whole queue's
+ * worth: more may be waiting.
+ */
+export function serveQueue(a: VirtioActivation, index: number, use: (chain: DescriptorChain) => number, more: () => boolean = () => true): boolean {
+  const q = a.queues[index];
+  if (q === undefined) return false;
+  let n = 0;
+  for (; n < q.size && more(); n++) {
+    const chain = q.pop();
+    if (chain === undefined) break;
+    if (isQueueError(chain)) {
+      a.interrupt.queueError(index, chain);
+      return false;
+    }
+    q.pushUsed(chain.head, use(chain));
+  }
+  if (n > 0 && q.needsNotification()) a.interrupt.notifyQueue(index);
+  return n === q.size;
 }

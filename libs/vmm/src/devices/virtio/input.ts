@@ -14,8 +14,8 @@
  * queue is full, the oldest are dropped (a pointer's latest position is what matters).
  */
 import type { DeviceMetrics } from '../../bus/device.js';
-import { VIRTIO_RING_FEATURES, type VirtioActivation, type VirtioDevice } from './device.js';
-import { isQueueError, writeToChain } from './queue.js';
+import { serveQueue, VIRTIO_RING_FEATURES, type VirtioActivation, type VirtioDevice } from './device.js';
+import { writeToChain } from './queue.js';
 
 export const VIRTIO_ID_INPUT = 18;
 export const VIRTIO_INPUT_EVENTQ = 0;
@@ -238,50 +238,33 @@ export class VirtioTablet implements VirtioDevice {
   /** Puts waiting events in the buffers the driver posted, one per buffer (§5.8.6.1). */
   #deliver(): void {
     const a = this.#active;
-    const q = a?.queues[VIRTIO_INPUT_EVENTQ];
-    if (a === undefined || q === undefined || this.#pending.length === 0) return;
-    let pushed = false;
-    // At most a queue's worth per call: a driver cannot keep the device thread here.
-    for (let n = 0; n < q.size && this.#pending.length > 0; n++) {
-      const chain = q.pop();
-      if (chain === undefined) break;
-      if (isQueueError(chain)) {
-        a.interrupt.queueError(VIRTIO_INPUT_EVENTQ, chain);
-        return;
-      }
-      const written = writeToChain(a.memory, chain, this.#pending[0]!);
-      if (written < VIRTIO_INPUT_EVENT_SIZE) {
-        // Too short for an event: returned empty, the event waits for the next buffer.
-        this.metrics.shortBuffers++;
-        q.pushUsed(chain.head, 0);
-      } else {
+    if (a === undefined) return;
+    serveQueue(
+      a,
+      VIRTIO_INPUT_EVENTQ,
+      (chain) => {
+        const written = writeToChain(a.memory, chain, this.#pending[0]!);
+        if (written < VIRTIO_INPUT_EVENT_SIZE) {
+          // Too short for an event: returned empty, the event waits for the next buffer.
+          this.metrics.shortBuffers++;
+          return 0;
+        }
         this.#pending.shift();
         this.metrics.events++;
-        q.pushUsed(chain.head, VIRTIO_INPUT_EVENT_SIZE);
-      }
-      pushed = true;
-    }
-    if (pushed && q.needsNotification()) a.interrupt.notifyQueue(VIRTIO_INPUT_EVENTQ);
+        return VIRTIO_INPUT_EVENT_SIZE;
+      },
+      () => this.#pending.length > 0,
+    );
   }
 
   /** Takes the driver's status events (LEDs and such) and gives the buffers back. */
   #drainStatus(): void {
     const a = this.#active;
-    const q = a?.queues[VIRTIO_INPUT_STATUSQ];
-    if (a === undefined || q === undefined) return;
-    let pushed = false;
-    for (let n = 0; n < q.size; n++) {
-      const chain = q.pop();
-      if (chain === undefined) break;
-      if (isQueueError(chain)) {
-        a.interrupt.queueError(VIRTIO_INPUT_STATUSQ, chain);
-        return;
-      }
+    if (a === undefined) return;
+    serveQueue(a, VIRTIO_INPUT_STATUSQ, () => {
       this.metrics.statusBuffers++;
-      q.pushUsed(chain.head, 0);
-      pushed = true;
-    }
-    if (pushed && q.needsNotification()) a.interrupt.notifyQueue(VIRTIO_INPUT_STATUSQ);
+      return 0;
+    });
   }
 }
 

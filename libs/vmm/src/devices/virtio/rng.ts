@@ -16,12 +16,13 @@ import { webcrypto } from 'node:crypto';
 import type { DeviceMetrics } from '../../bus/device.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import {
+  serveQueue,
   VIRTIO_ID_RNG,
   VIRTIO_RING_FEATURES,
   type VirtioActivation,
   type VirtioDevice,
 } from './device.js';
-import { isQueueError, type DescriptorChain } from './queue.js';
+import type { DescriptorChain } from './queue.js';
 
 export const VIRTIO_RNG_QUEUE_SIZE = 256;
 /** The most bytes one request gets. */
@@ -96,30 +97,20 @@ export class VirtioRng implements VirtioDevice {
    */
   #process(): void {
     const a = this.#active;
-    const q = a?.queues[0];
-    if (a === undefined || q === undefined) return;
-    let pushed = false;
-    for (let n = 0; n < q.size; n++) {
-      const chain = q.pop();
-      if (chain === undefined) break;
-      if (isQueueError(chain)) {
-        a.interrupt.queueError(0, chain);
-        return;
-      }
+    if (a === undefined) return;
+    const full = serveQueue(a, 0, (chain) => {
       const written = this.#answer(a.memory, chain);
-      q.pushUsed(chain.head, written);
-      pushed = true;
       this.metrics.requests++;
       this.metrics.bytes += written;
-      if (n === q.size - 1 && !this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => {
-          this.#scheduled = false;
-          if (this.#active === a) this.#process();
-        });
-      }
+      return written;
+    });
+    if (full && !this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => {
+        this.#scheduled = false;
+        if (this.#active === a) this.#process();
+      });
     }
-    if (pushed && q.needsNotification()) a.interrupt.notifyQueue(0);
   }
 
   /** Fills the chain's device-writable buffers, up to the per-request cap. */

@@ -85,6 +85,21 @@ export class Uring {
     return new Uring(ring);
   }
 
+  /**
+   * Opens a ring as `open` does and gives it to `make`, which builds the ring's user; or
+   * says why there is none, closing the ring again when `make` throws.
+   */
+  static openFor<T>(entries: number, cqEntries: number, make: (ring: Uring) => T): T | string {
+    const ring = Uring.open(entries, cqEntries);
+    if (typeof ring === 'string') return ring;
+    try {
+      return make(ring);
+    } catch (err) {
+      ring.close();
+      return `io_uring: ${(err as Error).message}`;
+    }
+  }
+
   private constructor(ring: kvm.IoUring) {
     this.mappings = ring;
     this.fd = ring.fd;
@@ -250,6 +265,23 @@ export function setIovec(words: Uint32Array, i: number, addr: number, len: numbe
   words[w + 1] = Math.floor(addr / TWO_32);
   words[w + 2] = len >>> 0;
   words[w + 3] = Math.floor(len / TWO_32);
+}
+
+/**
+ * Host addresses of ArrayBuffers (guest RAM's chunks, mostly), looked up once per buffer:
+ * a buffer's memory does not move while it lives.
+ */
+export class HostAddresses {
+  readonly #addresses = new WeakMap<ArrayBuffer, number>();
+
+  of(buffer: ArrayBuffer): number {
+    let a = this.#addresses.get(buffer);
+    if (a === undefined) {
+      a = kvm.arrayBufferAddress(buffer);
+      this.#addresses.set(buffer, a);
+    }
+    return a;
+  }
 }
 
 export { C as URING };

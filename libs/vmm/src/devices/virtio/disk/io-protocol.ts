@@ -54,6 +54,9 @@ export const IO_OP_WRITE_ZEROES = 5;
 /** or'ed into a modifying op: fdatasync before completing it (write-through) */
 export const IO_OP_SYNC = 0x100;
 
+/** bytes of zeros per write where the file system cannot zero a range in place (no FALLOC_FL_ZERO_RANGE) */
+export const IO_ZERO_CHUNK = 256 * 1024;
+
 export const EIO = 5;
 export const EFAULT = 14;
 export const EOPNOTSUPP = 95;

@@ -38,11 +38,9 @@ import {
   IO_SLOT_OP,
   IO_SLOT_RESULT,
   IO_SLOT_WORDS,
+  IO_ZERO_CHUNK,
   type IoWorkerData,
 } from './io-protocol.js';
-
-/** Zeros written where the file system cannot zero a range in place. */
-const ZERO_CHUNK = 256 * 1024;
 
 /** The positive errno of a failed syscall (KvmError), EFAULT for a bad view, else EIO. */
 function errnoOf(err: unknown): number {
@@ -112,9 +110,9 @@ export function runIoThread(d: IoWorkerData): void {
   }
 
   function writeZeros(offset: number, len: number): void {
-    zeros ??= new Uint8Array(ZERO_CHUNK);
+    zeros ??= new Uint8Array(IO_ZERO_CHUNK);
     for (let done = 0; done < len; ) {
-      const n = Math.min(len - done, ZERO_CHUNK);
+      const n = Math.min(len - done, IO_ZERO_CHUNK);
       const w = pwritev(fd, [zeros.subarray(0, n)], offset + done);
       if (w <= 0) throw Object.assign(new Error('pwritev wrote nothing'), { errno: EIO });
       done += w;

@@ -39,12 +39,12 @@ import {
   IO_OP_SYNC,
   IO_OP_WRITE,
   IO_OP_WRITE_ZEROES,
+  IO_ZERO_CHUNK,
 } from './io-protocol.js';
 
 /** Reads and writes up to this size are tried inline (page-cache hits complete in io_uring_enter). */
 export const URING_INLINE_MAX = 128 * 1024;
 const ARENA_IOVECS = 4096;
-const ZERO_CHUNK = 256 * 1024;
 
 // What an SQE is for: the high word of its user_data is KIND << 20 | index.
 const K_DATA = 0; // index: chunk of a READ/WRITE
@@ -107,14 +107,7 @@ export class UringIo {
    */
   static open(options: UringIoOptions): UringIo | string {
     const entries = 2 ** Math.ceil(Math.log2(Math.min(4096, Math.max(64, options.tags * 2))));
-    const ring = Uring.open(entries, entries * 4);
-    if (typeof ring === 'string') return ring;
-    try {
-      return new UringIo(options, ring);
-    } catch (err) {
-      ring.close();
-      return `io_uring: ${(err as Error).message}`;
-    }
+    return Uring.openFor(entries, entries * 4, (ring) => new UringIo(options, ring));
   }
 
   private constructor(o: UringIoOptions, ring: Uring) {
@@ -363,9 +356,9 @@ export class UringIo {
 
   /** The next write of zeros into range `index` of the tag, `done` bytes in. */
   #queueZeros(tag: number, index: number, done: number): boolean {
-    this.#zeros ??= kvm.mmapAnonymous(ZERO_CHUNK);
+    this.#zeros ??= kvm.mmapAnonymous(IO_ZERO_CHUNK);
     const segs = this.#segs[tag]!;
-    const len = Math.min(ZERO_CHUNK, segs[2 * index + 1]! - done);
+    const len = Math.min(IO_ZERO_CHUNK, segs[2 * index + 1]! - done);
     return this.#queue(tag, K_ZEROS, index, C.IORING_OP_WRITE, 0, segs[2 * index]! + done, Number(this.#zeros.address), len, 0);
   }
 

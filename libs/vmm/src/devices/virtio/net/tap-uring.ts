@@ -20,7 +20,7 @@
  * is queued while something is (`queue` says no: the device waits for `onLateDone`).
  */
 import * as kvm from '../../../kvm.js';
-import { EAGAIN, setIovec, Uring, URING as C, type SqeFields } from '../uring.js';
+import { EAGAIN, HostAddresses, setIovec, Uring, URING as C, type SqeFields } from '../uring.js';
 import type { NetRxRing, NetTxRing } from './backend.js';
 
 const HEADER_SLOT = 16;
@@ -52,7 +52,7 @@ export class TapTxRing implements NetTxRing {
   readonly #hdr: Uint8Array;
   readonly #iov: Uint32Array;
   readonly #iovBase: number;
-  readonly #addresses = new WeakMap<ArrayBuffer, number>();
+  readonly #addresses = new HostAddresses();
   readonly #sqe: SqeFields = { opcode: C.IORING_OP_WRITEV, flags: 0, fd: 0, off: -1, addr: 0, len: 0, opFlags: 0, tag: 0, kind: 0 };
   readonly #pollSqe: SqeFields = { opcode: C.IORING_OP_POLL_ADD, flags: 0, fd: 0, off: 0, addr: 0, len: 0, opFlags: C.POLLOUT, tag: 0, kind: POLL_KIND };
   // Per slot: the packet's token, state and iovecs.
@@ -72,14 +72,7 @@ export class TapTxRing implements NetTxRing {
   static open(fd: number, options: TapTxRingOptions = {}): TapTxRing | string {
     const packets = options.packets ?? 256;
     // One SQE per packet, and one more for the poll.
-    const ring = Uring.open(2 * packets, 4 * packets);
-    if (typeof ring === 'string') return ring;
-    try {
-      return new TapTxRing(fd, ring, packets, options.iovecs ?? 4 * packets);
-    } catch (err) {
-      ring.close();
-      return `io_uring: ${(err as Error).message}`;
-    }
+    return Uring.openFor(2 * packets, 4 * packets, (ring) => new TapTxRing(fd, ring, packets, options.iovecs ?? 4 * packets));
   }
 
   private constructor(fd: number, ring: Uring, packets: number, iovecs: number) {
@@ -122,7 +115,7 @@ export class TapTxRing implements NetTxRing {
     setIovec(this.#iov, first, this.#memBase + slot * HEADER_SLOT, header.length);
     for (let i = 1; i < n; i++) {
       const v = buffers[i]!;
-      setIovec(this.#iov, first + i, this.#address(v.buffer as ArrayBuffer) + v.byteOffset, v.length);
+      setIovec(this.#iov, first + i, this.#addresses.of(v.buffer as ArrayBuffer) + v.byteOffset, v.length);
     }
     this.#token[slot] = token;
     this.#iovFirst[slot] = first;
@@ -169,15 +162,6 @@ export class TapTxRing implements NetTxRing {
     this.drainSync(1000);
     this.#ring.close();
     this.#dead = true;
-  }
-
-  #address(buffer: ArrayBuffer): number {
-    let a = this.#addresses.get(buffer);
-    if (a === undefined) {
-      a = kvm.arrayBufferAddress(buffer);
-      this.#addresses.set(buffer, a);
-    }
-    return a;
   }
 
   /** Queues slot's WRITEV. */
@@ -268,7 +252,7 @@ export class TapRxRing implements NetRxRing {
   readonly #memBase: number;
   readonly #iov: Uint32Array;
   readonly #iovBase: number;
-  readonly #addresses = new WeakMap<ArrayBuffer, number>();
+  readonly #addresses = new HostAddresses();
   readonly #sqe: SqeFields = { opcode: C.IORING_OP_READV, flags: 0, fd: 0, off: -1, addr: 0, len: 0, opFlags: C.RWF_NOWAIT, tag: 0, kind: 0 };
   readonly #token: Float64Array;
   readonly #result: Float64Array;
@@ -280,14 +264,7 @@ export class TapRxRing implements NetRxRing {
   /** A ring for the tap `fd`, or why there is none (see Uring.open). */
   static open(fd: number, options: { frames?: number; iovecs?: number } = {}): TapRxRing | string {
     const frames = options.frames ?? 64;
-    const ring = Uring.open(frames, 2 * frames);
-    if (typeof ring === 'string') return ring;
-    try {
-      return new TapRxRing(fd, ring, frames, options.iovecs ?? 8 * frames);
-    } catch (err) {
-      ring.close();
-      return `io_uring: ${(err as Error).message}`;
-    }
+    return Uring.openFor(frames, 2 * frames, (ring) => new TapRxRing(fd, ring, frames, options.iovecs ?? 8 * frames));
   }
 
   private constructor(fd: number, ring: Uring, frames: number, iovecs: number) {
@@ -322,7 +299,7 @@ export class TapRxRing implements NetRxRing {
     const first = this.#iovUsed;
     for (let i = 0; i < buffers.length; i++) {
       const v = buffers[i]!;
-      setIovec(this.#iov, first + i, this.#address(v.buffer as ArrayBuffer) + v.byteOffset, v.length);
+      setIovec(this.#iov, first + i, this.#addresses.of(v.buffer as ArrayBuffer) + v.byteOffset, v.length);
     }
     setIovec(this.#iov, first + buffers.length, this.#memBase + slot, 1);
     const f = this.#sqe;
@@ -383,15 +360,6 @@ export class TapRxRing implements NetRxRing {
   close(): void {
     this.#ring.close();
     this.#dead = true;
-  }
-
-  #address(buffer: ArrayBuffer): number {
-    let a = this.#addresses.get(buffer);
-    if (a === undefined) {
-      a = kvm.arrayBufferAddress(buffer);
-      this.#addresses.set(buffer, a);
-    }
-    return a;
   }
 
   readonly #cqe = (_token: number, slot: number, res: number): void => {
