@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# The demo: vmctl's VMM boots the default Linux guest (Debian's cloud kernel and the vmctl
-# initramfs, fetched and built by scripts/guest-assets.sh) to a shell on its serial console,
-# on this terminal. `poweroff` in the guest ends it; Ctrl-A x quits the VMM at any time.
-# Where /dev/kvm cannot boot Linux (missing, or PVM) the VMM runs inside the KVM rig
-# (test/rig/README.md), and the demo says so.
+# The demo: vmctld and vmctl boot the default Linux guest (Debian's cloud kernel and the
+# vmctl initramfs, fetched and built by scripts/guest-assets.sh, which the daemon uses when a
+# definition names no kernel) and attach its serial console to this terminal:
+#   vmctl create demo --vcpus 2 --memory 512 && vmctl start demo && vmctl console demo
+# `poweroff` in the guest or Ctrl-] ends it; the domain is then shut down and the daemon
+# stops (scripts/demo-session.sh). Where /dev/kvm cannot boot Linux (missing, or PVM) all of
+# it runs inside the KVM rig (test/rig/README.md), and the demo says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-eval "$(bash scripts/guest-assets.sh --quiet)"
-vmm=(node libs/vmm/dist/bundle/cli.js run --kernel "$GUEST_KERNEL" --initrd "$GUEST_INITRD"
-  --memory 512M --cpus 2 --cmdline "console=ttyS0 quiet panic=-1")
+bash scripts/guest-assets.sh --quiet >/dev/null
+session=(bash scripts/demo-session.sh demo --vcpus 2 --memory 512)
 if [ -e /sys/module/kvm_pvm ] || [ ! -e /dev/kvm ]; then
-  echo "demo: this machine's /dev/kvm cannot boot Linux; running the VMM inside the KVM rig"
-  echo "demo: (QEMU with software-emulated SVM: expect ~1 minute to the shell; Ctrl-] x leaves the rig)"
-  exec test/rig/rig.sh -i -- "${vmm[@]}"
+  echo "demo: this machine's /dev/kvm cannot boot Linux; running vmctld, vmctl and the guest inside the KVM rig"
+  echo "demo: (QEMU with software-emulated SVM: expect 1-2 minutes to the shell; Ctrl-] x leaves the rig)"
+  exec test/rig/rig.sh -i -- "${session[@]}"
 fi
-echo "demo: booting $GUEST_KERNEL_RELEASE under vmm (poweroff in the guest ends it; Ctrl-A x quits)"
-exec "${vmm[@]}"
+exec "${session[@]}"

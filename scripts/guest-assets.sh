@@ -9,6 +9,9 @@
 #   rig/vmlinuz            Debian's generic kernel (linux-image-amd64): kvm_amd, 9p, virtio as modules
 #   rig/vmlinux            the same, uncompressed: what the rig boots (PVH; no decompression under TCG)
 #   rig/initramfs.cpio     busybox-static + those modules + test/rig/rig-init.sh as /init (the KVM rig)
+#   display/initramfs.cpio the guest's image for the generic kernel (rig/vmlinuz), which has DRM:
+#                          its virtio modules plus `bochs` for vmm's display; the same /init,
+#                          which also starts a shell on tty1 when there is a framebuffer console
 #   manifest.json, SHA256SUMS   versions and sha256 of the downloaded .debs and produced files
 #
 # Idempotent: when the resolved package versions, this script and the rig's init are unchanged
@@ -44,6 +47,10 @@ ASSETS=$(cd "$ASSETS" 2>/dev/null && pwd || echo "$ASSETS")
 # Modules each initramfs carries (names as modprobe knows them); their dependencies are added
 # from modules.dep. Anything built into the kernel is skipped.
 GUEST_MODULES=(virtio_pci virtio_mmio virtio_blk virtio_net virtio_console virtio-rng virtio_balloon button evdev)
+# The cloud kernel has no DRM at all: a guest on vmm's display boots the generic kernel with the
+# guest's modules, the bochs DRM driver (PCI 1234:1111; fbcon comes with its fbdev emulation)
+# and virtio-input for the display's tablet.
+DISPLAY_MODULES=("${GUEST_MODULES[@]}" virtio_input bochs)
 RIG_MODULES=(virtio_pci virtio_console 9pnet_virtio 9p overlay kvm_amd tun)
 RIG_INIT=$REPO/test/rig/rig-init.sh
 # The recipe: this script and the rig's init. A change rebuilds the images.
@@ -67,13 +74,16 @@ RIG_KERNEL=$ASSETS/rig/vmlinuz
 RIG_VMLINUX=$ASSETS/rig/vmlinux
 RIG_INITRD=$ASSETS/rig/initramfs.cpio
 RIG_KERNEL_RELEASE=$rrel
+DISPLAY_KERNEL=$ASSETS/rig/vmlinuz
+DISPLAY_INITRD=$ASSETS/display/initramfs.cpio
 MANIFEST=$ASSETS/manifest.json
 EOF
 }
 
 assets_present() {
   local f
-  for f in guest/vmlinuz guest/vmlinux guest/initramfs.cpio rig/vmlinuz rig/vmlinux rig/initramfs.cpio manifest.json SHA256SUMS; do
+  for f in guest/vmlinuz guest/vmlinux guest/initramfs.cpio rig/vmlinuz rig/vmlinux rig/initramfs.cpio \
+           display/initramfs.cpio manifest.json SHA256SUMS; do
     [ -s "$ASSETS/$f" ] || return 1
   done
 }
@@ -324,27 +334,31 @@ pack() {
   (cd "$r" && find . -mindepth 1 -print0 | LC_ALL=C sort -z | cpio --quiet --null -o -H newc -R 0:0 --reproducible) >"$out"
 }
 
-log "building the guest initramfs ($GUEST_REL)"
-G=$WORK/guest-root
-base_root "$G"
-add_modules "$GUEST_X" "$GUEST_REL" "$G" "${GUEST_MODULES[@]}"
-GUEST_MODS=$MODS_LOADED
-# e2fsprogs' mke2fs: busybox's makes only ext2, and the guest makes ext4
-host_program "$G" /sbin/mke2fs
-ln -sf mke2fs "$G/sbin/mkfs.ext4"
-cp /etc/mke2fs.conf "$G/etc/mke2fs.conf"
-# busybox acpid turns the ACPI power button (an input device through `button` + `evdev`)
-# into the request `poweroff` makes: SIGUSR2 to init.
-mkdir -p "$G/etc/acpi"
-printf 'PWRF power\nPWRB power\n' >"$G/etc/acpid.conf"
-printf '#!/bin/sh\necho "acpid: power button pressed" >/dev/console\nkill -USR2 1\n' >"$G/etc/acpi/power"
-chmod 755 "$G/etc/acpi/power"
-cat >"$G/init" <<'EOF'
+# A guest's root in R: busybox, the modules NAMES of kernel tree X (release REL) and what they
+# need, mke2fs, acpid and the /init below. The default guest and the display guest share it.
+# guest_root R X REL NAMES...
+guest_root() {
+  local r=$1 x=$2 rel=$3; shift 3
+  base_root "$r"
+  add_modules "$x" "$rel" "$r" "$@"
+  # e2fsprogs' mke2fs: busybox's makes only ext2, and the guest makes ext4
+  host_program "$r" /sbin/mke2fs
+  ln -sf mke2fs "$r/sbin/mkfs.ext4"
+  cp /etc/mke2fs.conf "$r/etc/mke2fs.conf"
+  # busybox acpid turns the ACPI power button (an input device through `button` + `evdev`)
+  # into the request `poweroff` makes: SIGUSR2 to init.
+  mkdir -p "$r/etc/acpi"
+  printf 'PWRF power\nPWRB power\n' >"$r/etc/acpid.conf"
+  printf '#!/bin/sh\necho "acpid: power button pressed" >/dev/console\nkill -USR2 1\n' >"$r/etc/acpi/power"
+  chmod 755 "$r/etc/acpi/power"
+  cat >"$r/init" <<'EOF'
 #!/bin/sh
-# vmctl guest init (built by scripts/guest-assets.sh): mounts, loads the virtio modules,
-# prints VMCTL-GUEST-READY and starts a shell on the console.
+# vmctl guest init (built by scripts/guest-assets.sh): mounts, loads the image's modules,
+# prints VMCTL-GUEST-READY and starts a shell on the console (and one on tty1 when a
+# framebuffer console shows it).
 # Like a real init it takes busybox's requests — `poweroff` (SIGUSR2), `reboot` (SIGTERM),
-# `halt` (SIGUSR1) — and the ACPI power button (through acpid) powers off. When the shell
+# `halt` (SIGUSR1) — the ACPI power button (through acpid) powers off, and Ctrl-Alt-Del
+# reboots. When the shell
 # ends the guest powers off (vmctl.exit=reboot on the kernel command line: reboots instead;
 # =halt: halts).
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root
@@ -364,7 +378,17 @@ action=
 trap 'action=poweroff' USR2
 trap 'action=reboot' TERM
 trap 'action=halt' USR1
-acpid
+# Ctrl-Alt-Del (the kernel's default: SIGINT to init)
+trap 'action=reboot' INT
+mkdir -p /var/log /run
+ln -sfn /run /var/run
+acpid -l /var/log/acpid.log || echo "init: acpid failed"
+# A framebuffer (the display image's bochs driver) puts fbcon on the virtual terminals: a
+# shell on tty1 too, for whoever types at the screen. It comes back when it exits; the
+# guest's life stays with the console's shell.
+if [ -c /dev/fb0 ]; then
+  (while :; do setsid -c sh -l <>/dev/tty1 >&0 2>&1; sleep 1; done) &
+fi
 echo VMCTL-GUEST-READY
 setsid cttyhack sh -l &
 shell=$!
@@ -388,11 +412,20 @@ case $action in
 esac
 while :; do sleep 3600; done
 EOF
-chmod 755 "$G/init"
-cat >"$G/etc/profile" <<'EOF'
+  chmod 755 "$r/init"
+  cat >"$r/etc/profile" <<'EOF'
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin HOME=/root
 PS1='guest# '
 EOF
+}
+
+log "building the guest initramfs ($GUEST_REL)"
+guest_root "$WORK/guest-root" "$GUEST_X" "$GUEST_REL" "${GUEST_MODULES[@]}"
+GUEST_MODS=$MODS_LOADED
+
+log "building the display initramfs ($RIG_REL)"
+guest_root "$WORK/display-root" "$RIG_X" "$RIG_REL" "${DISPLAY_MODULES[@]}"
+DISPLAY_MODS=$MODS_LOADED
 
 log "building the rig initramfs ($RIG_REL)"
 [ -f "$RIG_INIT" ] || die "missing $RIG_INIT"
@@ -404,8 +437,9 @@ cp "$RIG_INIT" "$R/init"
 chmod 755 "$R/init"
 mkdir -p "$R/newroot" "$R/lower" "$R/upper"
 
-mkdir -p "$WORK/out/guest" "$WORK/out/rig"
-pack "$G" "$WORK/out/guest/initramfs.cpio"
+mkdir -p "$WORK/out/guest" "$WORK/out/rig" "$WORK/out/display"
+pack "$WORK/guest-root" "$WORK/out/guest/initramfs.cpio"
+pack "$WORK/display-root" "$WORK/out/display/initramfs.cpio"
 pack "$R" "$WORK/out/rig/initramfs.cpio"
 cp "$GUEST_X/boot/vmlinuz-$GUEST_REL" "$WORK/out/guest/vmlinuz"
 cp "$GUEST_X/boot/config-$GUEST_REL" "$WORK/out/guest/config"
@@ -415,13 +449,14 @@ extract_vmlinux "$WORK/out/rig/vmlinuz" "$WORK/out/rig/vmlinux"
 cp "$RIG_X/boot/config-$RIG_REL" "$WORK/out/rig/config"
 
 # --- install and record ----------------------------------------------------------------------
-rm -rf "$ASSETS/guest" "$ASSETS/rig"
+rm -rf "$ASSETS/guest" "$ASSETS/rig" "$ASSETS/display"
 mv "$WORK/out/guest" "$ASSETS/guest"
 mv "$WORK/out/rig" "$ASSETS/rig"
+mv "$WORK/out/display" "$ASSETS/display"
 cd "$ASSETS"
 files=(debs/"$(basename "$GUEST_DEB")" debs/"$(basename "$RIG_DEB")" debs/"$(basename "$BB_DEB")"
        guest/vmlinuz guest/vmlinux guest/initramfs.cpio guest/config
-       rig/vmlinuz rig/vmlinux rig/initramfs.cpio rig/config)
+       rig/vmlinuz rig/vmlinux rig/initramfs.cpio rig/config display/initramfs.cpio)
 sha256sum "${files[@]}" >SHA256SUMS.new
 json_entries() {
   local first=1 sum path
@@ -446,6 +481,7 @@ words_json() { local w out=''; for w in $1; do out+="${out:+, }\"$w\""; done; pr
   printf '  "guestModules": %s,\n' "$(words_json "$GUEST_MODS")"
   printf '  "rigKernelRelease": "%s",\n' "$RIG_REL"
   printf '  "rigModules": %s,\n' "$(words_json "$RIG_MODS")"
+  printf '  "displayModules": %s,\n' "$(words_json "$DISPLAY_MODS")"
   printf '  "files": [\n'
   json_entries
   printf '  ]\n}\n'

@@ -36,7 +36,10 @@ export class RfbClient {
   colourMap: number[][] = [];
   qemuKeysAcked = false;
   closed = false;
-  #buf = Buffer.alloc(0);
+  /** bytes received and not read yet, as they arrived (joined only when a read needs them:
+   *  a full screen comes in dozens of chunks) */
+  #chunks: Buffer[] = [];
+  #buffered = 0;
   #waiter: (() => void) | undefined;
   /** the client's one zlib stream for ZRLE, as RFC 6143 §7.7.6 has it */
   #inflate: Inflate | undefined;
@@ -45,7 +48,8 @@ export class RfbClient {
   private constructor(sock: Duplex) {
     this.sock = sock;
     sock.on('data', (b: Buffer) => {
-      this.#buf = Buffer.concat([this.#buf, b]);
+      this.#chunks.push(b);
+      this.#buffered += b.length;
       this.#wake();
     });
     sock.on('close', () => {
@@ -77,10 +81,10 @@ export class RfbClient {
   /** The next `n` bytes from the server. */
   async read(n: number, ms = 10000): Promise<Buffer> {
     const deadline = Date.now() + ms;
-    while (this.#buf.length < n) {
-      if (this.closed) throw new RfbClosedError(`the server closed the connection (wanted ${n} bytes, have ${this.#buf.length})`);
+    while (this.#buffered < n) {
+      if (this.closed) throw new RfbClosedError(`the server closed the connection (wanted ${n} bytes, have ${this.#buffered})`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${n} bytes (have ${this.#buf.length})`);
+      if (left <= 0) throw new Error(`timed out waiting for ${n} bytes (have ${this.#buffered})`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.#waiter = () => {
@@ -89,8 +93,13 @@ export class RfbClient {
         };
       });
     }
-    const out = this.#buf.subarray(0, n);
-    this.#buf = this.#buf.subarray(n);
+    if (n === 0) return Buffer.alloc(0);
+    if (this.#chunks[0]!.length < n) this.#chunks = [Buffer.concat(this.#chunks)];
+    const first = this.#chunks[0]!;
+    const out = first.subarray(0, n);
+    if (first.length === n) this.#chunks.shift();
+    else this.#chunks[0] = first.subarray(n);
+    this.#buffered -= n;
     return out;
   }
 
@@ -266,7 +275,8 @@ export class RfbClient {
         const raw = await this.read(rect.width * rect.height * bpp, ms);
         info.bytes += raw.length;
         values = new Uint32Array(rect.width * rect.height);
-        for (let p = 0; p < values.length; p++) values[p] = readPixel(raw, p * bpp, bpp, this.format.bigEndian);
+        if (bpp === 4 && !this.format.bigEndian) new Uint8Array(values.buffer).set(raw);
+        else for (let p = 0; p < values.length; p++) values[p] = readPixel(raw, p * bpp, bpp, this.format.bigEndian);
       } else if (rect.encoding === 16) {
         const len = (await this.read(4, ms)).readUInt32BE(0);
         const z = await this.read(len, ms);
