@@ -31,7 +31,7 @@ export async function benchLinux(opts: { rounds: number; log: (s: string) => voi
   const where = rigNeeded() ? 'rig' : 'direct';
   opts.log(`  ${where === 'rig' ? 'in the KVM rig (this /dev/kvm cannot boot Linux)' : 'directly on /dev/kvm'}, kernel ${a.GUEST_KERNEL_RELEASE}`);
   const res = await runInKvm(['bash', join(ROOT, 'bench/tools/linux-boot.sh'), a.GUEST_KERNEL!, a.GUEST_INITRD!, String(opts.rounds)], {
-    timeoutMs: 120_000 + opts.rounds * 2 * 180_000,
+    timeoutMs: 120_000 + opts.rounds * 2 * 270_000,
   });
   if (res.code !== 0) throw new Error(`linux boot bench: status ${res.code}; ${res.stderr.slice(-500)}`);
   const runs: LinuxBootResults['runs'] = [];

@@ -16,11 +16,13 @@ boot() { # who round cmd...
   local who=$1 round=$2
   shift 2
   : >"$out"
-  local start end pid i
+  local start end pid deadline
   start=$(date +%s%N)
+  deadline=$((start + 240000000000))
   "$@" </dev/null >"$out" 2>&1 &
   pid=$!
-  for ((i = 0; i < 3000; i++)); do
+  # by the clock, not by a count: under the rig's TCG each grep costs a good part of a second
+  while (($(date +%s%N) < deadline)); do
     grep -q VMCTL-GUEST-READY "$out" && break
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
