@@ -11,7 +11,12 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 name=${1:-demo}
 shift || true
-dir=$(mktemp -d /tmp/vmctl-demo.XXXXXX)
+# VMCTL_DEMO_DIR: keep the daemon's state (its log, the worker logs) there instead of in a
+# temporary directory removed at the end; the tests read it when something goes wrong.
+keep=${VMCTL_DEMO_DIR:-}
+if [ -n "$keep" ]; then dir=$keep; mkdir -p "$dir"; else dir=$(mktemp -d /tmp/vmctl-demo.XXXXXX); fi
+# sockets and pid files stay local (a shared VMCTL_DEMO_DIR may be a file system without them)
+run=$(mktemp -d /tmp/vmctl-demo-run.XXXXXX)
 daemon=
 say() { echo "vmctl-demo: $*"; }
 cleanup() {
@@ -19,15 +24,16 @@ cleanup() {
     kill "$daemon" 2>/dev/null
     wait "$daemon" 2>/dev/null
   fi
-  rm -rf "$dir"
+  [ -n "$keep" ] || rm -rf "$dir"
+  rm -rf "$run"
 }
 trap cleanup EXIT
-vmctl() { node "$root/apps/cli/dist/main.js" --socket "$dir/run/vmctld.sock" "$@"; }
+vmctl() { node "$root/apps/cli/dist/main.js" --socket "$run/vmctld.sock" "$@"; }
 
-node "$root/apps/daemon/dist/server.js" --state-dir "$dir/state" --runtime-dir "$dir/run" --log-level warn 2>"$dir/vmctld.log" &
+node "$root/apps/daemon/dist/server.js" --state-dir "$dir/state" --runtime-dir "$run" --log-level warn 2>"$dir/vmctld.log" &
 daemon=$!
-for _ in $(seq 1 600); do [ -S "$dir/run/vmctld.sock" ] && break; sleep 0.1; done
-[ -S "$dir/run/vmctld.sock" ] || { say "vmctld did not start"; cat "$dir/vmctld.log"; exit 1; }
+for _ in $(seq 1 600); do [ -S "$run/vmctld.sock" ] && break; sleep 0.1; done
+[ -S "$run/vmctld.sock" ] || { say "vmctld did not start"; cat "$dir/vmctld.log"; exit 1; }
 say "vmctld is up (state in $dir)"
 
 vmctl create "$name" "$@" >/dev/null || exit 1
@@ -45,5 +51,5 @@ case $(state) in
     ;;
 esac
 say "state $(state)"
-say "events $(timeout 5 node "$root/apps/cli/dist/main.js" --socket "$dir/run/vmctld.sock" events --since 0 --domain "$name" -o json 2>/dev/null |
+say "events $(timeout 5 node "$root/apps/cli/dist/main.js" --socket "$run/vmctld.sock" events --since 0 --domain "$name" -o json 2>/dev/null |
   node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(s.trim().split("\n").filter(Boolean).map(l=>{const e=JSON.parse(l);return [e.type,e.state,e.reason].filter(Boolean).join(":")}).join(" ")))')"

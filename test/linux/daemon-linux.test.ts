@@ -5,14 +5,39 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../lib/vmm-process.js';
 import { rigNeeded, spawnInKvm } from '../rig/rig.js';
 
 const where = rigNeeded() ? 'in the KVM rig' : 'directly';
 
+function logFiles(dir: string): string[] {
+  try {
+    return readdirSync(dir).map((f) => join(dir, f));
+  } catch {
+    return [];
+  }
+}
+
+function tail(file: string, bytes = 4000): string {
+  try {
+    return readFileSync(file, 'latin1').slice(-bytes);
+  } catch (err) {
+    return `(${(err as NodeJS.ErrnoException).code})`;
+  }
+}
+
 test(`vmctl creates, starts, talks to and shuts down the default Linux guest through vmctld (${where})`, { timeout: 600_000 }, async (t) => {
-  const proc = spawnInKvm(['bash', join(ROOT, 'scripts/demo-session.sh'), 'linux', '--vcpus', '2', '--memory', '384'], { timeoutMs: 540_000 });
+  // the daemon's state in a host directory the rig shares, so its logs outlive a failed run
+  const state = mkdtempSync(join(tmpdir(), 'vmctl-daemon-linux-'));
+  const proc = spawnInKvm(['bash', join(ROOT, 'scripts/demo-session.sh'), 'linux', '--vcpus', '2', '--memory', '384'], {
+    timeoutMs: 540_000,
+    share: [state],
+    env: { VMCTL_DEMO_DIR: join(state, 'demo') },
+  });
+  let passed = false;
   try {
     await proc.waitFor(/vmctl-demo: linux is running/, 240_000);
     t.diagnostic(`running ${proc.elapsed().toFixed(1)} s after the rig started`);
@@ -38,8 +63,16 @@ test(`vmctl creates, starts, talks to and shuts down the default Linux guest thr
     assert.match(events, /state-changed:stopping:shutdown state-changed:shutoff:shutdown( |$)/);
     const r = await proc.finish(60_000);
     assert.equal(r.code, 0);
+    passed = true;
   } finally {
     proc.kill('SIGKILL');
     await proc.finish().catch(() => {});
+    if (!passed) {
+      // what the daemon and the worker said, for the failure's report
+      for (const f of [join(state, 'demo/vmctld.log'), ...logFiles(join(state, 'demo/state/logs'))]) {
+        t.diagnostic(`${f}:\n${tail(f)}`);
+      }
+    }
+    rmSync(state, { recursive: true, force: true });
   }
 });
