@@ -21,6 +21,8 @@ daemon=
 say() { echo "vmctl-demo: $*"; }
 cleanup() {
   if [ -n "$daemon" ]; then
+    # workers outlive their daemon by design: end the guest first if it still runs
+    vmctl stop "$name" >/dev/null 2>&1
     kill "$daemon" 2>/dev/null
     wait "$daemon" 2>/dev/null
   fi
