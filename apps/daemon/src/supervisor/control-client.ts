@@ -6,9 +6,10 @@
 import { connect, type Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
 import type { ControlErrorCode, ControlEvent, ControlRequest, ControlResponse } from '@vmctl/vmm';
+// the protocol module alone: the daemon does not load the VMM
+import { LineSplitter } from '@vmctl/vmm/control-protocol';
 
 /** The longest line either side may send (protocol.ts). */
-export const MAX_LINE = 1024 * 1024;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -39,7 +40,7 @@ export interface ControlClientEvents {
 export class ControlClient extends EventEmitter<ControlClientEvents> {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private buf = '';
+  private readonly lines = new LineSplitter((line) => this.onLine(line));
   private closed = false;
 
   private constructor(private readonly sock: Socket) {
@@ -94,14 +95,7 @@ export class ControlClient extends EventEmitter<ControlClientEvents> {
   }
 
   private onData(chunk: string): void {
-    this.buf += chunk;
-    let nl: number;
-    while ((nl = this.buf.indexOf('\n')) >= 0) {
-      const line = this.buf.slice(0, nl);
-      this.buf = this.buf.slice(nl + 1);
-      if (line.trim()) this.onLine(line);
-    }
-    if (this.buf.length > MAX_LINE) this.sock.destroy();
+    if (!this.lines.push(chunk)) this.sock.destroy();
   }
 
   private onLine(line: string): void {

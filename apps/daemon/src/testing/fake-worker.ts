@@ -16,6 +16,7 @@ import { createServer, type Socket } from 'node:net';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { ControlEvent, ControlRequest, ControlResponse, WorkerDescription, WorkerState } from '@vmctl/vmm';
+import { LineSplitter } from '@vmctl/vmm/control-protocol';
 
 const { values } = parseArgs({
   args: process.argv.slice(3),
@@ -150,24 +151,20 @@ function answer(req: ControlRequest): ControlResponse {
 }
 
 const control = createServer((sock) => {
-  let buf = '';
   sock.setEncoding('utf8');
-  sock.on('data', (chunk: string) => {
-    buf += chunk;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      let req: ControlRequest;
-      try {
-        req = JSON.parse(line) as ControlRequest;
-      } catch {
-        sock.write(JSON.stringify({ id: 0, ok: false, error: { code: 'BAD_REQUEST', message: 'not JSON' } }) + '\n');
-        continue;
-      }
-      if (req.type === 'subscribe') subscribers.add(sock);
-      sock.write(JSON.stringify(answer(req)) + '\n');
+  const lines = new LineSplitter((line) => {
+    let req: ControlRequest;
+    try {
+      req = JSON.parse(line) as ControlRequest;
+    } catch {
+      sock.write(JSON.stringify({ id: 0, ok: false, error: { code: 'BAD_REQUEST', message: 'not JSON' } }) + '\n');
+      return;
     }
+    if (req.type === 'subscribe') subscribers.add(sock);
+    sock.write(JSON.stringify(answer(req)) + '\n');
+  });
+  sock.on('data', (chunk: string) => {
+    if (!lines.push(chunk)) sock.destroy();
   });
   sock.on('error', () => sock.destroy());
   sock.on('close', () => subscribers.delete(sock));

@@ -8,13 +8,13 @@ import { rmSync } from 'node:fs';
 import { listenUnix } from './unix-socket.js';
 import {
   CONTROL_PROTOCOL_VERSION,
+  LineSplitter,
   type ControlErrorCode,
   type ControlEvent,
   type ControlRequest,
   type ControlResponse,
 } from './protocol.js';
 
-const MAX_LINE = 1024 * 1024;
 
 /** What the worker does for each request; a thrown ControlError becomes an error response. */
 export interface ControlHandlers {
@@ -80,17 +80,10 @@ export class ControlServer {
 
   private serve(sock: Socket): void {
     this.sockets.add(sock);
-    let buf = '';
+    const lines = new LineSplitter((line) => void this.handle(sock, line));
     sock.setEncoding('utf8');
     sock.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.trim()) void this.handle(sock, line);
-      }
-      if (buf.length > MAX_LINE) {
+      if (!lines.push(chunk)) {
         this.send(sock, { id: 0, ok: false, error: { code: 'BAD_REQUEST', message: 'line too long' } });
         sock.destroy();
       }

@@ -72,3 +72,30 @@ export type ControlEvent =
   | { event: 'state'; state: WorkerState; at: string }
   | { event: 'guest-reboot'; reason: string; at: string }
   | { event: 'guest-stopped'; reason: GuestStopReason; detail?: string; exitCode: number; at: string };
+
+/** The longest line either side keeps waiting for its newline; a longer one ends the connection. */
+export const CONTROL_MAX_LINE = 1024 * 1024;
+
+/**
+ * Splits the control socket's text stream into its newline-delimited messages, for both
+ * ends: `push` each chunk; blank lines are skipped. Returns false when an unfinished line
+ * has grown past `maxLine`: the peer is misbehaving and the caller ends the connection.
+ */
+export class LineSplitter {
+  #buf = '';
+  constructor(
+    private readonly onLine: (line: string) => void,
+    private readonly maxLine = CONTROL_MAX_LINE,
+  ) {}
+
+  push(chunk: string): boolean {
+    this.#buf += chunk;
+    let nl: number;
+    while ((nl = this.#buf.indexOf('\n')) >= 0) {
+      const line = this.#buf.slice(0, nl);
+      this.#buf = this.#buf.slice(nl + 1);
+      if (line.trim()) this.onLine(line);
+    }
+    return this.#buf.length <= this.maxLine;
+  }
+}
