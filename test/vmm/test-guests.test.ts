@@ -44,6 +44,27 @@ test('the echo guest echoes what is typed on the serial console, through rx inte
   }
 });
 
+test('SIGUSR1 makes vmm print every vCPU\'s registers, and the guest runs on', opts, async () => {
+  const p = new VmmProcess(['run', '--kernel', guest('echo'), '--memory', '64M', '--cpus', '2']);
+  try {
+    await p.waitFor(/echo: ready/);
+    p.child.kill('SIGUSR1');
+    const deadline = Date.now() + 10_000;
+    while (!/vmm: vcpu1 /.test(p.stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const line = (id: number): string => p.stderr.split('\n').find((l) => l.startsWith(`vmm: vcpu${id} `)) ?? '';
+    // The BSP runs the guest in 64-bit mode with paging; the AP was never started by this guest.
+    assert.match(line(0), /^vmm: vcpu0 (runnable|halted) long cpl[03] rip=0x[0-9a-f]+ .*cr0=0x8[0-9a-f]{7} .*efer=0x[0-9a-f]*5[0-9a-f]{2} exits=\d+$/, p.stderr);
+    assert.match(line(1), /^vmm: vcpu1 uninitialized real cpl0 /, p.stderr);
+    p.write('still here\n');
+    await p.waitFor(/still here/);
+    p.write('q');
+    await p.waitFor(/echo: bye/);
+    assert.equal((await p.finish()).code, 0, p.stderr);
+  } finally {
+    p.child.kill('SIGKILL');
+  }
+});
+
 test('the rtc guest reads the host time within 2 s and sees its alarm fire', opts, async () => {
   const before = Date.now();
   const r = await runVmm(['run', '--kernel', guest('rtc'), '--memory', '64M']);

@@ -57,6 +57,7 @@ import type { Framebuffer } from './devices/display/framebuffer.js';
 import type { GuestInput } from './vnc/input.js';
 import type { DiskOption } from './device-options.js';
 import { isElf, loadPvhElf } from './loader/elf.js';
+import { readVcpuState, type VcpuState } from './vcpu/state.js';
 import { writePvhStartInfo } from './loader/pvh.js';
 import { isBzImage, loadBzImage, writeBootParams } from './loader/bzimage.js';
 import { placeInitrd } from './loader/initrd.js';
@@ -469,6 +470,12 @@ export class Machine {
 
   resume(): void {
     for (const t of this.threads) t.resume();
+  }
+
+  /** Every vCPU's registers. The vCPUs must be parked (`pause()`): KVM hands a vCPU's
+   * registers out only while no thread is inside its KVM_RUN. */
+  vcpuStates(): VcpuState[] {
+    return this.vcpus.map((v, i) => readVcpuState(v, this.threads[i]?.counters().exits ?? 0));
   }
 
   /** A hard reset from the host: the machine ends with a reset, and its owner rebuilds it. */

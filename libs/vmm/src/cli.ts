@@ -49,7 +49,8 @@ Worker mode (how vmctld runs guests):
   --vm-id ID         the domain this worker runs (reported by describe)
 
 On a terminal the console is raw. Ctrl-A then: x quits, p presses the ACPI power button,
-d sends Ctrl-Alt-Del, Ctrl-A sends Ctrl-A. SIGPWR also presses the power button.
+d sends Ctrl-Alt-Del, r prints every vCPU's registers on stderr, Ctrl-A sends Ctrl-A.
+SIGPWR also presses the power button; SIGUSR1 also prints the registers.
 `;
 
 function fail(msg: string): never {
@@ -174,7 +175,7 @@ class ConsoleInput {
   private readonly tty = process.stdin.isTTY === true;
   constructor(
     private readonly deliver: (bytes: Uint8Array) => void,
-    private readonly commands: { quit: () => void; powerButton: () => void; ctrlAltDel: () => void },
+    private readonly commands: { quit: () => void; powerButton: () => void; ctrlAltDel: () => void; registers: () => void },
   ) {
     if (this.tty) process.stdin.setRawMode(true);
     process.stdin.on('data', this.onData);
@@ -195,6 +196,7 @@ class ConsoleInput {
         }
         if (b === 0x70 /* p */) this.commands.powerButton();
         else if (b === 0x64 /* d */) this.commands.ctrlAltDel();
+        else if (b === 0x72 /* r */) this.commands.registers();
         else if (b === 0x01) out.push(0x01);
         continue;
       }
@@ -216,6 +218,7 @@ async function main(): Promise<void> {
   // Boot the vCPU threads now, while this thread loads the VMM and builds the VM.
   prewarmVcpuThreads(opts.cpus);
   const { GuestRunner } = await import('./runner.js');
+  const { formatVcpuState } = await import('./vcpu/state.js');
   const { TapBackend } = await import('./devices/virtio/net/tap.js');
   // Taps are opened once: the interface lives as long as its fd, across guest reboots.
   let nets;
@@ -252,6 +255,12 @@ async function main(): Promise<void> {
     ...(opts.pidFile ? { pidFile: opts.pidFile } : {}),
     log: (msg) => process.stderr.write(`vmm: ${msg}\n`),
   });
+  const printRegisters = (): void => {
+    void runner.vcpuStates().then((states) => {
+      if (!states) process.stderr.write('vmm: no vCPU state: the guest is not running, or a vCPU did not park\n');
+      else for (const s of states) process.stderr.write(`vmm: ${formatVcpuState(s)}\n`);
+    });
+  };
   // With a console socket the terminal is not the console: stdin is not read.
   const input = opts.consoleSocket
     ? undefined
@@ -259,12 +268,14 @@ async function main(): Promise<void> {
         quit: () => runner.stop(),
         powerButton: () => runner.pressPowerButton(),
         ctrlAltDel: () => runner.ctrlAltDel(),
+        registers: printRegisters,
       });
   // If whoever reads our output goes away, the guest keeps running; its output is dropped.
   process.stdout.on('error', () => {});
   process.on('SIGINT', () => runner.stop());
   process.on('SIGTERM', () => runner.stop());
   process.on('SIGPWR', () => runner.pressPowerButton());
+  process.on('SIGUSR1', printRegisters);
 
   let status = EXIT_VMM_ERROR;
   try {

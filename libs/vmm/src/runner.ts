@@ -12,6 +12,7 @@ import { ControlError, ControlServer } from './control/control-server.js';
 import type { VncListenerConfig, VncServer } from './vnc/server.js';
 import { CONTROL_PROTOCOL_VERSION, type GuestStopReason, type WorkerDescription, type WorkerState, type WorkerStats } from './control/protocol.js';
 
+import type { VcpuState } from './vcpu/state.js';
 import { EXIT_GUEST_CRASHED, EXIT_POWEROFF, EXIT_RESET, EXIT_STOPPED } from './exit-codes.js';
 
 export interface RunnerOptions {
@@ -156,6 +157,20 @@ export class GuestRunner {
 
   pressPowerButton(): void {
     this.machine?.pressPowerButton();
+  }
+
+  /** Every vCPU's registers, read with the vCPUs parked for a moment (a paused guest stays
+   * paused). Undefined when no guest runs or a vCPU would not park. */
+  async vcpuStates(): Promise<VcpuState[] | undefined> {
+    const m = this.machine;
+    if (!m || (this.state !== 'running' && this.state !== 'paused')) return undefined;
+    const wasPaused = this.state === 'paused';
+    try {
+      if (!wasPaused && !(await m.pause())) return undefined;
+      return m.vcpuStates();
+    } finally {
+      if (!wasPaused) m.resume();
+    }
   }
 
   ctrlAltDel(): void {
