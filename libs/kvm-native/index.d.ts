@@ -207,7 +207,8 @@ export interface GuestRam {
   chunkSize: number;
 }
 
-/** mmap(MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE) `size` bytes (a multiple of 4096) and
+/** mmap(MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE) `size` bytes (a multiple of 4096), starting
+ * on a 2 MiB boundary and advised MADV_HUGEPAGE (so KVM can map it with large pages), and
  * return external ArrayBuffers over it. The mapping lives until munmapGuestRam. */
 export function mmapGuestRam(size: number, chunkSize?: number): GuestRam;
 /** The same mapping, viewed again from another thread of this process. Only addresses

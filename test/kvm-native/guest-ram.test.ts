@@ -2,6 +2,7 @@
 // threads, and unmapping rules.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 
 import { KvmError, mmapGuestRam, munmapGuestRam, viewGuestRam } from '@vmctl/kvm-native';
@@ -23,6 +24,26 @@ describe('mmapGuestRam()', opts, () => {
     assert.equal(ram.chunkSize, GiB);
     assert.deepEqual(ram.chunks.map((c) => c.byteLength), [GiB, GiB, GiB]);
     munmapGuestRam(ram.address);
+  });
+
+  it('starts on a 2 MiB boundary, maps exactly the size asked, and asks for huge pages', () => {
+    for (const size of [64 * MiB + 4 * KiB, 384 * MiB, GiB + 2 * MiB]) {
+      const ram = mmapGuestRam(size);
+      try {
+        assert.equal(ram.address % BigInt(2 * MiB), 0n, `a ${size}-byte mapping at 0x${ram.address.toString(16)}`);
+        // /proc/self/smaps: the VMA starting there is exactly `size` long (the slack used to
+        // align it was given back) and carries the MADV_HUGEPAGE flag ("hg")
+        const smaps = readFileSync('/proc/self/smaps', 'utf8');
+        const start = smaps.indexOf(`${ram.address.toString(16)}-`);
+        assert.ok(start >= 0, 'the mapping is in smaps');
+        const block = smaps.slice(start, smaps.indexOf('VmFlags', start) + 200);
+        const [from, to] = block.slice(0, block.indexOf(' ')).split('-').map((h) => BigInt(`0x${h}`));
+        assert.equal(to! - from!, BigInt(size));
+        assert.match(block.slice(block.indexOf('VmFlags')).split('\n')[0]!, / hg\b/);
+      } finally {
+        munmapGuestRam(ram.address);
+      }
+    }
   });
 
   it('maps more than 4 GiB, with a short last chunk, by default in 1 GiB chunks', () => {

@@ -32,6 +32,7 @@ namespace {
 
 constexpr uint64_t kPageSize = 4096;
 constexpr uint64_t kMaxChunk = 1ull << 30;
+constexpr uint64_t kHugePageSize = 2ull << 20;
 
 // One external ArrayBuffer over part of a mapping.
 struct View {
@@ -134,9 +135,21 @@ Napi::Value MmapGuestRam(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, "chunkSize must be a multiple of 4096 and at most 1 GiB");
   }
   // MAP_NORESERVE: a guest's RAM is mostly untouched; commit pages as the guest uses them.
-  void* addr = mmap(nullptr, size, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (addr == MAP_FAILED) ThrowKvmError(env, "mmap", errno);
+  // The mapping starts on a 2 MiB boundary: KVM maps guest memory with 2 MiB pages only where
+  // the host address and the guest-physical address agree modulo 2 MiB, and guest RAM starts
+  // at guest-physical 0. So map 2 MiB more, keep the aligned part, and ask for transparent
+  // huge pages (a no-op where THP is "always" or off).
+  uint64_t reserve = size + kHugePageSize;
+  void* raw = mmap(nullptr, reserve, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) ThrowKvmError(env, "mmap", errno);
+  uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  uintptr_t aligned = (start + kHugePageSize - 1) & ~(kHugePageSize - 1);
+  if (aligned > start) munmap(raw, aligned - start);
+  uintptr_t tail = start + reserve - (aligned + size);
+  if (tail > 0) munmap(reinterpret_cast<void*>(aligned + size), tail);
+  void* addr = reinterpret_cast<void*>(aligned);
+  madvise(addr, size, MADV_HUGEPAGE);  // advice only: failing (no THP) changes nothing
 
   std::unique_lock<std::mutex> lock(g_mutex);
   auto m = std::make_unique<Mapping>(Mapping{static_cast<uint8_t*>(addr), size, chunkSize, {}});
