@@ -32,7 +32,7 @@ import {
 } from './memory/layout.js';
 import { PioBus, MmioBus } from './bus/io-bus.js';
 import type { IrqLine } from './bus/device.js';
-import { Uart16550 } from './devices/legacy/uart16550.js';
+import { Uart16550, UART_LSR } from './devices/legacy/uart16550.js';
 import { I8042 } from './devices/legacy/i8042.js';
 import { CmosRtc } from './devices/legacy/rtc.js';
 import { Pm1Control } from './devices/legacy/pm1.js';
@@ -76,6 +76,9 @@ export const RTC_IRQ = 8;
 export const PM1_PORT = 0x600;
 export const SCI_IRQ = 9;
 export const DEBUG_EXIT_PORT = 0xf4;
+/** slots in the mirrored-register buffer */
+const MIRROR_COM1_LSR = 0;
+const MIRROR_COUNT = 1;
 /** Input device controller, "other" (the class QEMU gives virtio-input). */
 const PCI_CLASS_INPUT_OTHER = 0x098000;
 /** The display's video memory slot (guest RAM uses the first few). */
@@ -179,6 +182,8 @@ export class Machine {
   private readonly ramAddress: bigint;
   private readonly vcpus: Vcpu[] = [];
   private readonly threads: VcpuThreadHandle[] = [];
+  /** device registers mirrored for the vCPU threads (see vcpu/protocol.ts, PortMirror) */
+  private readonly mirrors = new SharedArrayBuffer(4 * MIRROR_COUNT);
   private readonly serial: SerialSink;
   private pendingInput: Uint8Array[] = [];
   private resolveExit!: (e: MachineExit) => void;
@@ -230,6 +235,7 @@ export class Machine {
     this.rtc = new CmosRtc({ irq: this.irqLine(RTC_IRQ), memoryBytes: config.memory });
     this.pm1 = new Pm1Control({ sci: this.irqLine(SCI_IRQ), onPowerOff: () => this.finish({ kind: 'poweroff' }) });
     this.pio.insert('com1', COM1_PORT, 8, this.uart);
+    this.uart.mirrorLsr(new Int32Array(this.mirrors), MIRROR_COM1_LSR);
     this.pio.insert('i8042', I8042_PORT, 5, this.i8042);
     this.pio.insert('rtc', RTC_PORT, 2, this.rtc);
     this.pio.insert('pm1', PM1_PORT, 6, this.pm1);
@@ -417,6 +423,7 @@ export class Machine {
         // the threads start: route the whole PCI windows to the device thread.
         pioRemote: disjointRanges([...this.pio.ranges(), ...this.pci.routedWindows().pio]),
         mmioRemote: disjointRanges([...this.mmio.ranges(), ...this.pci.routedWindows().mmio]),
+        pioMirrors: [{ port: COM1_PORT + UART_LSR, cells: this.mirrors, index: MIRROR_COM1_LSR }],
         ...(this.config.debugExit ? { debugExitPort: DEBUG_EXIT_PORT } : {}),
         access,
         onEnd: (msg) => this.onVcpuEnd(msg),

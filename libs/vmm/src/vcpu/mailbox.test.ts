@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { createMailbox, MailboxConsumer, MB_RING } from './mailbox.js';
+import { createMailbox, MailboxConsumer, MailboxProducer, MB_RING } from './mailbox.js';
 
 test('mailbox applies posted writes in order and a read sees every earlier write', async () => {
   const sab = createMailbox();
@@ -43,4 +43,23 @@ test('mailbox applies posted writes in order and a read sees every earlier write
   assert.equal(result.lo, 0x11223344);
   assert.equal(result.hi, 0x55667788);
   assert.deepEqual(log, ['read mmio 0x100000010/8']);
+});
+
+test('a producer is idle only once the device thread has applied all it posted', () => {
+  const sab = createMailbox();
+  const applied: number[] = [];
+  const consumer = new MailboxConsumer(sab, (_mmio, _isRead, addr) => {
+    // the write is applied before the producer sees the mailbox idle
+    assert.equal(producer.idle(), false);
+    applied.push(addr);
+  });
+  const producer = new MailboxProducer(sab);
+  assert.equal(producer.idle(), true);
+  producer.write(false, 0x3fc, 1, 0x13, 0);
+  producer.write(false, 0x3fa, 1, 0x07, 0);
+  assert.equal(producer.idle(), false);
+  consumer.drain();
+  assert.deepEqual(applied, [0x3fc, 0x3fa]);
+  assert.equal(producer.idle(), true);
+  consumer.close();
 });

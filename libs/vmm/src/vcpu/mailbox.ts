@@ -99,6 +99,11 @@ export class MailboxProducer {
   respHi(): number {
     return this.h[MB_RESP_HI]!;
   }
+
+  /** True when the device thread has applied every record this vCPU posted. */
+  idle(): boolean {
+    return Atomics.load(this.h, MB_HEAD) === this.tail;
+  }
 }
 
 /** What the device thread does with a forwarded access: dispatch it to its bus. */

@@ -6,6 +6,19 @@ export const ROUTE_NONE = 0;
 export const ROUTE_REMOTE = 1;
 /** a device served inside the vCPU thread itself */
 export const ROUTE_LOCAL = 2;
+/** a main-thread device register whose value the device mirrors into shared memory: a
+ * one-byte read is answered from the mirror, everything else goes through the mailbox */
+export const ROUTE_MIRROR = 3;
+
+/**
+ * A read-only register mirrored for the vCPU threads: `cells[index]` holds the value a read
+ * would return, or -1 while a read must reach the device (it would change state).
+ */
+export interface PortMirror {
+  port: number;
+  cells: SharedArrayBuffer;
+  index: number;
+}
 
 /** What the main thread hands a vCPU thread. */
 export interface VcpuThreadData {
@@ -14,6 +27,7 @@ export interface VcpuThreadData {
   mailbox: SharedArrayBuffer;
   pioRemote: BusRange[];
   mmioRemote: BusRange[];
+  pioMirrors: PortMirror[];
   debugExitPort?: number;
 }
 

@@ -5,7 +5,7 @@ import type { Worker } from 'node:worker_threads';
 import { spawnVcpuThread, takePrewarmedVcpuThread } from './spawn.js';
 import { kickVcpu } from '../kvm.js';
 import { createMailbox, MailboxConsumer, type AccessHandler, MB_EXITS, MB_MISSED_MMIO, MB_MISSED_PIO } from './mailbox.js';
-import type { VcpuThreadData, VcpuThreadMessage } from './protocol.js';
+import type { PortMirror, VcpuThreadData, VcpuThreadMessage } from './protocol.js';
 import type { BusRange } from '../bus/io-bus.js';
 
 export interface VcpuThreadOptions {
@@ -13,6 +13,8 @@ export interface VcpuThreadOptions {
   id: number;
   pioRemote: BusRange[];
   mmioRemote: BusRange[];
+  /** registers the vCPU thread may read from shared memory */
+  pioMirrors?: PortMirror[];
   debugExitPort?: number;
   access: AccessHandler;
   /** called once, with what ended the thread's run loop */
@@ -50,6 +52,7 @@ export class VcpuThreadHandle {
       mailbox: this.mailbox,
       pioRemote: this.opts.pioRemote,
       mmioRemote: this.opts.mmioRemote,
+      pioMirrors: this.opts.pioMirrors ?? [],
       ...(this.opts.debugExitPort !== undefined ? { debugExitPort: this.opts.debugExitPort } : {}),
     };
     this.consumer.start();

@@ -17,7 +17,7 @@ import {
   MB_PAUSE,
   MB_STOP,
 } from './mailbox.js';
-import { ROUTE_LOCAL, ROUTE_NONE, ROUTE_REMOTE, type VcpuThreadData, type VcpuThreadMessage } from './protocol.js';
+import { ROUTE_LOCAL, ROUTE_MIRROR, ROUTE_NONE, ROUTE_REMOTE, type VcpuThreadData, type VcpuThreadMessage } from './protocol.js';
 import { PioBus } from '../bus/io-bus.js';
 import { PostCode } from '../devices/legacy/post-code.js';
 import { DebugExit } from '../devices/legacy/debug-exit.js';
@@ -64,6 +64,26 @@ function runVcpu(data: VcpuThreadData): void {
   const pioRoute = new Uint8Array(0x10000);
   for (const r of data.pioRemote) pioRoute.fill(ROUTE_REMOTE, r.base, r.base + r.size);
   for (const r of localBus.ranges()) pioRoute.fill(ROUTE_LOCAL, r.base, r.base + r.size);
+
+  // Mirrored registers (the UART's LSR, which a console polls before every byte): one-byte
+  // reads come from shared memory while the device says the value holds and this vCPU has
+  // no posted write still pending, so the answer is the one a round trip would give.
+  const mirrorPorts: number[] = [];
+  const mirrorCells: Int32Array[] = [];
+  const mirrorIndex: number[] = [];
+  for (const m of data.pioMirrors ?? []) {
+    pioRoute[m.port] = ROUTE_MIRROR;
+    mirrorPorts.push(m.port);
+    mirrorCells.push(new Int32Array(m.cells));
+    mirrorIndex.push(m.index);
+  }
+  /** The mirrored value of `port`, or -1 when the read must go to the device. */
+  function mirrored(port: number): number {
+    for (let i = 0; i < mirrorPorts.length; i++) {
+      if (mirrorPorts[i] === port) return mb.idle() ? Atomics.load(mirrorCells[i]!, mirrorIndex[i]!) : -1;
+    }
+    return -1;
+  }
 
   // MMIO routing: sorted [base, end) pairs of ranges owned by the device thread.
   const mmioRanges = new Float64Array(data.mmioRemote.length * 2);
@@ -135,6 +155,11 @@ function runVcpu(data: VcpuThreadData): void {
     for (let i = 0; i < count; i++, off += size) {
       if (route === ROUTE_REMOTE) {
         if (out) mb.write(false, p, size, readIo(off, size), 0);
+        else writeIo(off, size, mb.read(false, p, size));
+      } else if (route === ROUTE_MIRROR) {
+        const v = out || size !== 1 ? -1 : mirrored(p);
+        if (v >= 0) writeIo(off, 1, v);
+        else if (out) mb.write(false, p, size, readIo(off, size), 0);
         else writeIo(off, size, mb.read(false, p, size));
       } else if (route === ROUTE_LOCAL) {
         const view = count === 1 ? ioView(off, size) : run.subarray(off, off + size);

@@ -459,3 +459,40 @@ test('uart16550 never throws on any value, offset or width', () => {
   assert.doesNotThrow(() => uart.receive(new Uint8Array(100)));
   assert.doesNotThrow(() => JSON.stringify(uart.save()));
 });
+
+test('uart16550 mirrors LSR as a read would return it, through input, reads and FIFO resets', () => {
+  const { uart } = setup();
+  const cells = new Int32Array(new SharedArrayBuffer(8));
+  uart.mirrorLsr(cells, 1);
+  linuxLike(uart);
+  assert.equal(cells[1], UART_LSR_THRE | UART_LSR_TEMT);
+  assert.equal(cells[1], inb(uart, UART_LSR));
+
+  uart.receive(Uint8Array.of(0x41, 0x42));
+  assert.equal(cells[1], UART_LSR_THRE | UART_LSR_TEMT | UART_LSR_DR);
+  assert.equal(cells[1], inb(uart, UART_LSR));
+  inb(uart, UART_RBR);
+  assert.equal(cells[1] & UART_LSR_DR, UART_LSR_DR, 'one byte still waits');
+  inb(uart, UART_RBR);
+  assert.equal(cells[1], UART_LSR_THRE | UART_LSR_TEMT, 'the receiver is empty');
+
+  uart.receive(Uint8Array.of(0x43));
+  outb(uart, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_CLEAR_RCVR);
+  assert.equal(cells[1], UART_LSR_THRE | UART_LSR_TEMT, 'a FIFO reset empties the receiver');
+  assert.equal(cells[0], 0, 'only its own cell is written');
+});
+
+test('uart16550 withholds the LSR mirror while a read would clear an overrun, and in loopback', () => {
+  const { uart } = setup();
+  const cells = new Int32Array(new SharedArrayBuffer(4));
+  uart.mirrorLsr(cells, 0);
+  outb(uart, UART_MCR, UART_MCR_LOOP);
+  assert.equal(cells[0], -1, 'in loopback LSR follows the guest\'s own THR writes');
+  outb(uart, UART_THR, 1);
+  outb(uart, UART_THR, 2);
+  assert.equal(cells[0], -1);
+  outb(uart, UART_MCR, 0);
+  assert.equal(cells[0], -1, 'the overrun is still to be read');
+  assert.equal(inb(uart, UART_LSR) & UART_LSR_OE, UART_LSR_OE);
+  assert.equal(cells[0], UART_LSR_THRE | UART_LSR_TEMT | UART_LSR_DR, 'once read, the mirror holds again');
+});

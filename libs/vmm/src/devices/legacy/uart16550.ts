@@ -133,6 +133,9 @@ export class Uart16550 implements BusDevice {
   /** `receive()` turned bytes away: tell the owner when there is room again */
   #rxRefused = false;
   #irqLevel = false;
+  /** where LSR is mirrored for other threads (see `mirrorLsr`) */
+  #lsrMirror: Int32Array | undefined;
+  #lsrMirrorIndex = 0;
 
   constructor(options: Uart16550Options) {
     this.#irq = options.irq;
@@ -174,6 +177,26 @@ export class Uart16550 implements BusDevice {
       thrInterrupt: this.#thrInterrupt,
       rx,
     };
+  }
+
+  /**
+   * Keeps `cells[index]` equal to what an LSR read returns, or -1 while reading LSR has a
+   * side effect (an overrun to clear) or follows the guest's own writes (loopback). A vCPU
+   * thread answers LSR polls from it without waiting for this thread.
+   */
+  mirrorLsr(cells: Int32Array, index: number): void {
+    this.#lsrMirror = cells;
+    this.#lsrMirrorIndex = index;
+    this.#publishLsr();
+  }
+
+  #publishLsr(): void {
+    if (this.#lsrMirror === undefined) return;
+    const v =
+      this.#overrun || (this.#mcr & UART_MCR_LOOP) !== 0
+        ? -1
+        : UART_LSR_THRE | UART_LSR_TEMT | (this.#rxCount > 0 ? UART_LSR_DR : 0);
+    Atomics.store(this.#lsrMirror, this.#lsrMirrorIndex, v);
   }
 
   /**
@@ -405,6 +428,8 @@ export class Uart16550 implements BusDevice {
       this.#irqLevel = level;
       this.#irq.set(level);
     }
+    // Every change to the receiver, the overrun flag or loopback comes through here.
+    this.#publishLsr();
   }
 
   #fifoEnabled(): boolean {
