@@ -18,6 +18,10 @@
 #   --console-fd N      copy the rig's console to file descriptor N (used by test/rig/rig.ts)
 #   --rig / --direct    force the rig / direct execution (default: $VMCTL_RIG=auto|always|never)
 #
+# For experiments: $VMCTL_RIG_ACCEL (default tcg,thread=multi) and $VMCTL_RIG_CPU (default
+# EPYC,+svm,+npt) replace QEMU's -accel and -cpu; $VMCTL_RIG_CMDLINE / $VMCTL_RIG_APPEND the
+# rig kernel's command line; $VMCTL_RIG_MONITOR=PATH serves QEMU's monitor on that socket.
+#
 # In batch mode (the default) the command's stdout and stderr come back on this script's stdout
 # and stderr (through virtio-serial ports) and its exit status is this script's. The rig itself
 # failing exits 125 with the reason and the console's tail on stderr.
@@ -138,7 +142,7 @@ q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 CMDLINE="console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable no_timer_check 8250.nr_uarts=1"
 CMDLINE+=" pci=noacpi rodata=off cryptomgr.notests mitigations=off"
 args=(
-  -accel tcg,thread=multi -M pc -cpu EPYC,+svm,+npt -m "$MEM" -smp "$SMP"
+  -accel "${VMCTL_RIG_ACCEL:-tcg,thread=multi}" -M pc -cpu "${VMCTL_RIG_CPU:-EPYC,+svm,+npt}" -m "$MEM" -smp "$SMP"
   -nodefaults -no-user-config -no-reboot -display none
   -kernel "$RIG_KERNEL" -initrd "$RIG_INITRD"
   -append "${VMCTL_RIG_CMDLINE:-$CMDLINE} ${VMCTL_RIG_APPEND:-}"
@@ -147,6 +151,8 @@ args=(
   -fsdev "local,id=run,path=$(qe "$RUN"),security_model=none"
   -device "virtio-9p-pci,fsdev=run,mount_tag=run"
 )
+# A QEMU monitor for post-mortems of a wedged rig (`info registers -a`, `info lapic`).
+if [ -n "${VMCTL_RIG_MONITOR:-}" ]; then args+=(-monitor "unix:$VMCTL_RIG_MONITOR,server=on,wait=off"); fi
 for i in "${!SHARES[@]}"; do
   args+=(-fsdev "local,id=share$i,path=$(qe "${SHARES[$i]}"),security_model=none,multidevs=remap"
          -device "virtio-9p-pci,fsdev=share$i,mount_tag=share$i")
