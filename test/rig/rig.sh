@@ -13,7 +13,9 @@
 #   --cwd DIR           the command's working directory (default: the current one)
 #   --no-stdin, -n      the command's stdin is /dev/null (default: this script's stdin)
 #   --timeout SEC       stop the rig after SEC seconds (exit 124)
-#   --memory SIZE       rig RAM (default 4G; $VMCTL_RIG_MEMORY)   --smp N  rig CPUs (default 2)
+#   --memory SIZE       rig RAM (default 4G; $VMCTL_RIG_MEMORY)
+#   --smp N             rig CPUs (default 1; $VMCTL_RIG_SMP). With 2, QEMU 7.2's emulation of
+#                       nested SVM wedges about one Linux boot in 15 (see test/rig/README.md)
 #   --verbose, -v       copy the rig's console (kernel, progress markers) to stderr
 #   --console-fd N      copy the rig's console to file descriptor N (used by test/rig/rig.ts)
 #   --rig / --direct    force the rig / direct execution (default: $VMCTL_RIG=auto|always|never)
@@ -31,7 +33,7 @@ RIG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$RIG_DIR/../.." && pwd)
 
 MODE=batch STDIN=1 VERBOSE=0 CONSOLE_FD='' TIMEOUT=0
-MEM=${VMCTL_RIG_MEMORY:-4G} SMP=${VMCTL_RIG_SMP:-2} USE=${VMCTL_RIG:-auto} CWD=$PWD
+MEM=${VMCTL_RIG_MEMORY:-4G} SMP=${VMCTL_RIG_SMP:-1} USE=${VMCTL_RIG:-auto} CWD=$PWD
 SHARES=() ENVS=()
 usage() { awk 'NR>1 && /^#/ {sub(/^# ?/, ""); print; next} NR>1 {exit}' "${BASH_SOURCE[0]}"; }
 while [ $# -gt 0 ]; do
