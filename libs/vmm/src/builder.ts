@@ -63,6 +63,7 @@ import { isBzImage, loadBzImage, writeBootParams } from './loader/bzimage.js';
 import { placeInitrd } from './loader/initrd.js';
 import { cpuidFor, setupFpu, setupLapic, setupLongModeEntry, setupPvhEntry } from './vcpu/cpu-setup.js';
 import { VcpuThreadHandle, type VcpuCounters } from './vcpu/vcpu-thread-handle.js';
+import { createWriteCounter } from './vcpu/mailbox.js';
 import type { VcpuThreadMessage } from './vcpu/protocol.js';
 
 /** Legacy PC port and IRQ assignments. */
@@ -184,6 +185,8 @@ export class Machine {
   private readonly threads: VcpuThreadHandle[] = [];
   /** device registers mirrored for the vCPU threads (see vcpu/protocol.ts, PortMirror) */
   private readonly mirrors = new SharedArrayBuffer(4 * MIRROR_COUNT);
+  /** posted writes on their way, across all vCPUs */
+  private readonly writeCounter = createWriteCounter();
   private readonly serial: SerialSink;
   private pendingInput: Uint8Array[] = [];
   private resolveExit!: (e: MachineExit) => void;
@@ -424,6 +427,7 @@ export class Machine {
         pioRemote: disjointRanges([...this.pio.ranges(), ...this.pci.routedWindows().pio]),
         mmioRemote: disjointRanges([...this.mmio.ranges(), ...this.pci.routedWindows().mmio]),
         pioMirrors: [{ port: COM1_PORT + UART_LSR, cells: this.mirrors, index: MIRROR_COM1_LSR }],
+        writeCounter: this.writeCounter,
         ...(this.config.debugExit ? { debugExitPort: DEBUG_EXIT_PORT } : {}),
         access,
         onEnd: (msg) => this.onVcpuEnd(msg),

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { createMailbox, MailboxConsumer, MailboxProducer, MB_RING } from './mailbox.js';
+import { createMailbox, createWriteCounter, MailboxConsumer, MailboxProducer, MB_RING } from './mailbox.js';
 
 test('mailbox applies posted writes in order and a read sees every earlier write', async () => {
   const sab = createMailbox();
@@ -62,4 +62,35 @@ test('a producer is idle only once the device thread has applied all it posted',
   assert.deepEqual(applied, [0x3fc, 0x3fa]);
   assert.equal(producer.idle(), true);
   consumer.close();
+});
+
+test('with a shared write counter, a vCPU posts only after other vCPUs\' writes have landed', async () => {
+  const counter = createWriteCounter();
+  const order: string[] = [];
+  const a = createMailbox();
+  const b = createMailbox();
+  const ca = new MailboxConsumer(a, (_m, _r, addr, data) => order.push(`a 0x${addr.toString(16)}=${data[0]}`), counter);
+  const cb = new MailboxConsumer(b, (_m, _r, addr, data) => order.push(`b 0x${addr.toString(16)}=${data[0]}`), counter);
+  const pa = new MailboxProducer(a, counter);
+  pa.write(false, 0x3f8, 1, 0x41, 0); // vCPU a's byte, not applied yet
+  assert.equal(pa.settled(), false);
+
+  const fixture = new URL('./mailbox-order.fixture.ts', import.meta.url).href;
+  const boot = `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(fixture)}); })`;
+  const w = new Worker(boot, { eval: true, workerData: { sab: b, counter } });
+  let posted = false;
+  w.on('message', () => (posted = true));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(posted, false, 'vCPU b waits while a\'s write is on its way');
+  cb.drain();
+  assert.deepEqual(order, [], 'nothing of b was posted');
+
+  ca.drain();
+  while (!posted) await new Promise((r) => setTimeout(r, 10));
+  cb.drain();
+  assert.deepEqual(order, ['a 0x3f8=65', 'b 0x3f8=66']);
+  assert.equal(pa.settled(), true);
+  await w.terminate();
+  ca.close();
+  cb.close();
 });

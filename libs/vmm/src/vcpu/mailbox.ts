@@ -45,13 +45,28 @@ export function createMailbox(): SharedArrayBuffer {
   return new SharedArrayBuffer((HEADER_WORDS + MB_RING * RECORD_WORDS) * 4);
 }
 
+/**
+ * One counter shared by every vCPU's mailbox: writes posted and not yet applied, whichever
+ * vCPU posted them. Each vCPU has its own ring, so two rings' records are applied in no
+ * particular order. On a PC an OUT completes before the next instruction, so a write that
+ * one vCPU makes after taking a lock from another must land after the other's writes. With
+ * the counter a vCPU waits, before it posts anything, until no other vCPU's write is still
+ * on its way: whatever the guest ordered stays in order. A vCPU also answers a mirrored read
+ * itself only while the counter is zero.
+ */
+export function createWriteCounter(): SharedArrayBuffer {
+  return new SharedArrayBuffer(4);
+}
+
 /** The vCPU side: posts writes, performs reads. */
 export class MailboxProducer {
   private readonly h: Int32Array;
+  private readonly inFlight: Int32Array | undefined;
   private tail = 0;
 
-  constructor(sab: SharedArrayBuffer) {
+  constructor(sab: SharedArrayBuffer, writeCounter?: SharedArrayBuffer) {
     this.h = new Int32Array(sab);
+    this.inFlight = writeCounter ? new Int32Array(writeCounter) : undefined;
     this.tail = Atomics.load(this.h, MB_TAIL);
   }
 
@@ -76,8 +91,28 @@ export class MailboxProducer {
     Atomics.notify(h, MB_TAIL, 1);
   }
 
-  /** Posts a write of `size` bytes; returns at once. */
+  /** Waits until every write that another vCPU posted has been applied. While this vCPU
+   * runs it has no read outstanding, so its own unapplied writes are tail - head. */
+  private settleOthers(f: Int32Array): void {
+    const h = this.h;
+    for (;;) {
+      const total = Atomics.load(f, 0);
+      // The device thread lowers the counter after it moves the head: for a moment our own
+      // applied write still counts, and we wait a little longer, never too little.
+      if (total <= ((this.tail - Atomics.load(h, MB_HEAD)) | 0)) return;
+      if (Atomics.load(h, MB_STOP) !== 0) return;
+      Atomics.wait(f, 0, total, 5);
+    }
+  }
+
+  /** Posts a write of `size` bytes; returns at once (once earlier writes of other vCPUs
+   * have landed, when the mailbox shares a write counter). */
   write(mmio: boolean, addr: number, size: number, dataLo: number, dataHi: number): void {
+    if (this.inFlight) {
+      this.settleOthers(this.inFlight);
+      // counted before the device thread can see it, so its decrement never comes first
+      Atomics.add(this.inFlight, 0, 1);
+    }
     this.post((mmio ? REC_MMIO : 0) | (size << 8), addr >>> 0, Math.floor(addr / 0x100000000), dataLo, dataHi);
   }
 
@@ -88,6 +123,7 @@ export class MailboxProducer {
   read(mmio: boolean, addr: number, size: number): number {
     const h = this.h;
     const seq = Atomics.load(h, MB_RESP_SEQ);
+    if (this.inFlight) this.settleOthers(this.inFlight);
     this.post(REC_READ | (mmio ? REC_MMIO : 0) | (size << 8), addr >>> 0, Math.floor(addr / 0x100000000), 0, 0);
     while (Atomics.load(h, MB_RESP_SEQ) === seq) {
       if (Atomics.load(h, MB_STOP) !== 0) return -1;
@@ -104,6 +140,12 @@ export class MailboxProducer {
   idle(): boolean {
     return Atomics.load(this.h, MB_HEAD) === this.tail;
   }
+
+  /** True when no posted write of any vCPU sharing the write counter is still unapplied
+   * (without a counter: of this vCPU). */
+  settled(): boolean {
+    return this.inFlight ? Atomics.load(this.inFlight, 0) === 0 : this.idle();
+  }
 }
 
 /** What the device thread does with a forwarded access: dispatch it to its bus. */
@@ -117,11 +159,15 @@ export class MailboxConsumer {
   private readonly sized: Uint8Array[];
   private closed = false;
 
+  private readonly inFlight: Int32Array | undefined;
+
   constructor(
     sab: SharedArrayBuffer,
     private readonly handler: AccessHandler,
+    writeCounter?: SharedArrayBuffer,
   ) {
     this.h = new Int32Array(sab);
+    this.inFlight = writeCounter ? new Int32Array(writeCounter) : undefined;
     this.sized = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((n) => this.scratch.subarray(0, n));
   }
 
@@ -179,6 +225,10 @@ export class MailboxConsumer {
         this.handler(mmio, false, addr, data);
         head = (head + 1) | 0;
         Atomics.store(h, MB_HEAD, head);
+        if (this.inFlight) {
+          Atomics.sub(this.inFlight, 0, 1);
+          Atomics.notify(this.inFlight, 0);
+        }
       }
     }
     Atomics.notify(h, MB_HEAD);

@@ -25,6 +25,8 @@ export interface VcpuThreadData {
   fd: number;
   id: number;
   mailbox: SharedArrayBuffer;
+  /** posted writes not yet applied, across every vCPU (createWriteCounter) */
+  writeCounter?: SharedArrayBuffer;
   pioRemote: BusRange[];
   mmioRemote: BusRange[];
   pioMirrors: PortMirror[];

@@ -13,6 +13,8 @@ export interface VcpuThreadOptions {
   id: number;
   pioRemote: BusRange[];
   mmioRemote: BusRange[];
+  /** shared by all the machine's vCPUs: see createWriteCounter */
+  writeCounter?: SharedArrayBuffer;
   /** registers the vCPU thread may read from shared memory */
   pioMirrors?: PortMirror[];
   debugExitPort?: number;
@@ -41,7 +43,7 @@ export class VcpuThreadHandle {
   constructor(private readonly opts: VcpuThreadOptions) {
     this.id = opts.id;
     this.fd = opts.fd;
-    this.consumer = new MailboxConsumer(this.mailbox, opts.access);
+    this.consumer = new MailboxConsumer(this.mailbox, opts.access, opts.writeCounter);
     this.exited = new Promise((r) => (this.resolveExited = r));
   }
 
@@ -53,6 +55,7 @@ export class VcpuThreadHandle {
       pioRemote: this.opts.pioRemote,
       mmioRemote: this.opts.mmioRemote,
       pioMirrors: this.opts.pioMirrors ?? [],
+      ...(this.opts.writeCounter ? { writeCounter: this.opts.writeCounter } : {}),
       ...(this.opts.debugExitPort !== undefined ? { debugExitPort: this.opts.debugExitPort } : {}),
     };
     this.consumer.start();

@@ -31,7 +31,7 @@ const port = parentPort!;
  */
 function runVcpu(data: VcpuThreadData): void {
   const vcpu = VcpuClass.fromFd(data.fd, data.id);
-  const mb = new MailboxProducer(data.mailbox);
+  const mb = new MailboxProducer(data.mailbox, data.writeCounter);
   const ctl = new Int32Array(data.mailbox);
 
   const runOnce = vcpu.runFunction();
@@ -66,8 +66,9 @@ function runVcpu(data: VcpuThreadData): void {
   for (const r of localBus.ranges()) pioRoute.fill(ROUTE_LOCAL, r.base, r.base + r.size);
 
   // Mirrored registers (the UART's LSR, which a console polls before every byte): one-byte
-  // reads come from shared memory while the device says the value holds and this vCPU has
-  // no posted write still pending, so the answer is the one a round trip would give.
+  // reads come from shared memory while the device says the value holds and no vCPU has a
+  // posted write still on its way, so the answer is the one a round trip would give and a
+  // write that follows cannot overtake another vCPU's earlier one.
   const mirrorPorts: number[] = [];
   const mirrorCells: Int32Array[] = [];
   const mirrorIndex: number[] = [];
@@ -80,7 +81,7 @@ function runVcpu(data: VcpuThreadData): void {
   /** The mirrored value of `port`, or -1 when the read must go to the device. */
   function mirrored(port: number): number {
     for (let i = 0; i < mirrorPorts.length; i++) {
-      if (mirrorPorts[i] === port) return mb.idle() ? Atomics.load(mirrorCells[i]!, mirrorIndex[i]!) : -1;
+      if (mirrorPorts[i] === port) return mb.settled() ? Atomics.load(mirrorCells[i]!, mirrorIndex[i]!) : -1;
     }
     return -1;
   }
