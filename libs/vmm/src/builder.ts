@@ -32,7 +32,7 @@ import {
 } from './memory/layout.js';
 import { PioBus, MmioBus } from './bus/io-bus.js';
 import type { IrqLine } from './bus/device.js';
-import { Uart16550, UART_LSR } from './devices/legacy/uart16550.js';
+import { Uart16550, UART_IER, UART_LCR, UART_LSR, UART_SCR, UART_THR } from './devices/legacy/uart16550.js';
 import { I8042 } from './devices/legacy/i8042.js';
 import { CmosRtc } from './devices/legacy/rtc.js';
 import { Pm1Control } from './devices/legacy/pm1.js';
@@ -426,7 +426,15 @@ export class Machine {
         // the threads start: route the whole PCI windows to the device thread.
         pioRemote: disjointRanges([...this.pio.ranges(), ...this.pci.routedWindows().pio]),
         mmioRemote: disjointRanges([...this.mmio.ranges(), ...this.pci.routedWindows().mmio]),
-        pioMirrors: [{ port: COM1_PORT + UART_LSR, cells: this.mirrors, index: MIRROR_COM1_LSR }],
+        pioMirrors: [
+          {
+            port: COM1_PORT + UART_LSR,
+            cells: this.mirrors,
+            index: MIRROR_COM1_LSR,
+            // THR (or DLL), IER (or DLM), LCR and SCR: writing them leaves LSR as it is
+            quietWrites: [UART_THR, UART_IER, UART_LCR, UART_SCR].map((r) => COM1_PORT + r),
+          },
+        ],
         writeCounter: this.writeCounter,
         ...(this.config.debugExit ? { debugExitPort: DEBUG_EXIT_PORT } : {}),
         access,

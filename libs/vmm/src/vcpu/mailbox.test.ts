@@ -94,3 +94,25 @@ test('with a shared write counter, a vCPU posts only after other vCPUs\' writes 
   ca.close();
   cb.close();
 });
+
+test('a mark tells when what a vCPU posted so far is applied; othersSettled ignores its own writes', () => {
+  const counter = createWriteCounter();
+  const sab = createMailbox();
+  const consumer = new MailboxConsumer(sab, () => {}, counter);
+  const producer = new MailboxProducer(sab, counter);
+  const before = producer.mark();
+  assert.equal(producer.applied(before), true);
+  producer.write(false, 0x3fc, 1, 0x0b, 0);
+  const mark = producer.mark();
+  producer.write(false, 0x3f8, 1, 0x41, 0);
+  assert.equal(producer.applied(mark), false);
+  assert.equal(producer.othersSettled(), true, 'only its own writes are on their way');
+  assert.equal(producer.settled(), false);
+  const other = new MailboxProducer(createMailbox(), counter);
+  assert.equal(other.othersSettled(), false, 'another vCPU sees them');
+  consumer.drain();
+  assert.equal(producer.applied(mark), true);
+  assert.equal(producer.settled(), true);
+  assert.equal(other.othersSettled(), true);
+  consumer.close();
+});

@@ -99,7 +99,7 @@ export class MailboxProducer {
       const total = Atomics.load(f, 0);
       // The device thread lowers the counter after it moves the head: for a moment our own
       // applied write still counts, and we wait a little longer, never too little.
-      if (total <= ((this.tail - Atomics.load(h, MB_HEAD)) | 0)) return;
+      if (total <= ((this.tail - Atomics.load(h, MB_HEAD)) | 0)) return; // othersSettled()
       if (Atomics.load(h, MB_STOP) !== 0) return;
       Atomics.wait(f, 0, total, 5);
     }
@@ -145,6 +145,20 @@ export class MailboxProducer {
    * (without a counter: of this vCPU). */
   settled(): boolean {
     return this.inFlight ? Atomics.load(this.inFlight, 0) === 0 : this.idle();
+  }
+
+  /** True when every write other vCPUs posted has been applied (always, without a counter). */
+  othersSettled(): boolean {
+    return !this.inFlight || Atomics.load(this.inFlight, 0) <= ((this.tail - Atomics.load(this.h, MB_HEAD)) | 0);
+  }
+
+  /** A mark for what this vCPU has posted so far: `applied(mark)` tells when all of it is. */
+  mark(): number {
+    return this.tail;
+  }
+
+  applied(mark: number): boolean {
+    return ((Atomics.load(this.h, MB_HEAD) - mark) | 0) >= 0;
   }
 }
 

@@ -9,6 +9,8 @@ export const ROUTE_LOCAL = 2;
 /** a main-thread device register whose value the device mirrors into shared memory: a
  * one-byte read is answered from the mirror, everything else goes through the mailbox */
 export const ROUTE_MIRROR = 3;
+/** a main-thread device port whose writes change no mirrored register (see PortMirror) */
+export const ROUTE_REMOTE_QUIET = 4;
 
 /**
  * A read-only register mirrored for the vCPU threads: `cells[index]` holds the value a read
@@ -18,6 +20,9 @@ export interface PortMirror {
   port: number;
   cells: SharedArrayBuffer;
   index: number;
+  /** ports whose writes leave the mirrored value as it is (the UART's THR for its LSR): the
+   * vCPU does not wait for them to be applied before it reads the mirror */
+  quietWrites: number[];
 }
 
 /** What the main thread hands a vCPU thread. */

@@ -17,7 +17,7 @@ import {
   MB_PAUSE,
   MB_STOP,
 } from './mailbox.js';
-import { ROUTE_LOCAL, ROUTE_MIRROR, ROUTE_NONE, ROUTE_REMOTE, type VcpuThreadData, type VcpuThreadMessage } from './protocol.js';
+import { ROUTE_LOCAL, ROUTE_MIRROR, ROUTE_NONE, ROUTE_REMOTE, ROUTE_REMOTE_QUIET, type VcpuThreadData, type VcpuThreadMessage } from './protocol.js';
 import { PioBus } from '../bus/io-bus.js';
 import { PostCode } from '../devices/legacy/post-code.js';
 import { DebugExit } from '../devices/legacy/debug-exit.js';
@@ -65,23 +65,27 @@ function runVcpu(data: VcpuThreadData): void {
   for (const r of data.pioRemote) pioRoute.fill(ROUTE_REMOTE, r.base, r.base + r.size);
   for (const r of localBus.ranges()) pioRoute.fill(ROUTE_LOCAL, r.base, r.base + r.size);
 
-  // Mirrored registers (the UART's LSR, which a console polls before every byte): one-byte
-  // reads come from shared memory while the device says the value holds and no vCPU has a
-  // posted write still on its way, so the answer is the one a round trip would give and a
-  // write that follows cannot overtake another vCPU's earlier one.
+  // Mirrored registers (the UART's LSR, which a console polls before every byte): a one-byte
+  // read comes from shared memory when the device says the value holds, no other vCPU has a
+  // posted write on its way, and every write of this vCPU that could change the value has
+  // been applied (`barrier`; THR writes cannot). The answer is then the one a round trip
+  // would give, and a console prints without ever waiting for the device thread.
   const mirrorPorts: number[] = [];
   const mirrorCells: Int32Array[] = [];
   const mirrorIndex: number[] = [];
   for (const m of data.pioMirrors ?? []) {
     pioRoute[m.port] = ROUTE_MIRROR;
+    for (const q of m.quietWrites) if (pioRoute[q] === ROUTE_REMOTE) pioRoute[q] = ROUTE_REMOTE_QUIET;
     mirrorPorts.push(m.port);
     mirrorCells.push(new Int32Array(m.cells));
     mirrorIndex.push(m.index);
   }
+  let barrier = mb.mark();
   /** The mirrored value of `port`, or -1 when the read must go to the device. */
   function mirrored(port: number): number {
     for (let i = 0; i < mirrorPorts.length; i++) {
-      if (mirrorPorts[i] === port) return mb.settled() ? Atomics.load(mirrorCells[i]!, mirrorIndex[i]!) : -1;
+      if (mirrorPorts[i] !== port) continue;
+      return mb.othersSettled() && mb.applied(barrier) ? Atomics.load(mirrorCells[i]!, mirrorIndex[i]!) : -1;
     }
     return -1;
   }
@@ -155,13 +159,20 @@ function runVcpu(data: VcpuThreadData): void {
     const route = pioRoute[p]!;
     for (let i = 0; i < count; i++, off += size) {
       if (route === ROUTE_REMOTE) {
+        if (out) {
+          mb.write(false, p, size, readIo(off, size), 0);
+          barrier = mb.mark();
+        } else writeIo(off, size, mb.read(false, p, size));
+      } else if (route === ROUTE_REMOTE_QUIET) {
         if (out) mb.write(false, p, size, readIo(off, size), 0);
         else writeIo(off, size, mb.read(false, p, size));
       } else if (route === ROUTE_MIRROR) {
         const v = out || size !== 1 ? -1 : mirrored(p);
         if (v >= 0) writeIo(off, 1, v);
-        else if (out) mb.write(false, p, size, readIo(off, size), 0);
-        else writeIo(off, size, mb.read(false, p, size));
+        else if (out) {
+          mb.write(false, p, size, readIo(off, size), 0);
+          barrier = mb.mark();
+        } else writeIo(off, size, mb.read(false, p, size));
       } else if (route === ROUTE_LOCAL) {
         const view = count === 1 ? ioView(off, size) : run.subarray(off, off + size);
         if (out) localBus.write(p, view);
@@ -189,6 +200,7 @@ function runVcpu(data: VcpuThreadData): void {
     }
     if (write) {
       mb.write(true, addr, len, dv.getInt32(MMIO_DATA, true), dv.getInt32(MMIO_DATA + 4, true));
+      barrier = mb.mark();
     } else {
       const lo = mb.read(true, addr, len);
       dv.setInt32(MMIO_DATA, lo, true);
