@@ -21,7 +21,8 @@ export interface PortMirror {
   cells: SharedArrayBuffer;
   index: number;
   /** ports whose writes leave the mirrored value as it is (the UART's THR for its LSR): the
-   * vCPU does not wait for them to be applied before it reads the mirror */
+   * vCPU does not wait for them to be applied before it reads the mirror. With several
+   * mirrors, only a port every one of them lists is treated so. */
   quietWrites: number[];
 }
 

@@ -73,9 +73,13 @@ function runVcpu(data: VcpuThreadData): void {
   const mirrorPorts: number[] = [];
   const mirrorCells: Int32Array[] = [];
   const mirrorIndex: number[] = [];
-  for (const m of data.pioMirrors ?? []) {
+  const mirrors = data.pioMirrors ?? [];
+  // a port's writes are quiet only if they leave every mirrored value as it is
+  const quietFor = new Map<number, number>();
+  for (const m of mirrors) for (const q of m.quietWrites) quietFor.set(q, (quietFor.get(q) ?? 0) + 1);
+  for (const [q, n] of quietFor) if (n === mirrors.length && pioRoute[q] === ROUTE_REMOTE) pioRoute[q] = ROUTE_REMOTE_QUIET;
+  for (const m of mirrors) {
     pioRoute[m.port] = ROUTE_MIRROR;
-    for (const q of m.quietWrites) if (pioRoute[q] === ROUTE_REMOTE) pioRoute[q] = ROUTE_REMOTE_QUIET;
     mirrorPorts.push(m.port);
     mirrorCells.push(new Int32Array(m.cells));
     mirrorIndex.push(m.index);
@@ -88,6 +92,12 @@ function runVcpu(data: VcpuThreadData): void {
       return mb.othersSettled() && mb.applied(barrier) ? Atomics.load(mirrorCells[i]!, mirrorIndex[i]!) : -1;
     }
     return -1;
+  }
+
+  /** Posts a port write; unless it is quiet, mirrored reads wait until it is applied. */
+  function postPio(p: number, size: number, off: number, quiet: boolean): void {
+    mb.write(false, p, size, readIo(off, size), 0);
+    if (!quiet) barrier = mb.mark();
   }
 
   // MMIO routing: sorted [base, end) pairs of ranges owned by the device thread.
@@ -158,21 +168,14 @@ function runVcpu(data: VcpuThreadData): void {
     let off = dv.getUint32(IO_DATA_OFFSET, true);
     const route = pioRoute[p]!;
     for (let i = 0; i < count; i++, off += size) {
-      if (route === ROUTE_REMOTE) {
-        if (out) {
-          mb.write(false, p, size, readIo(off, size), 0);
-          barrier = mb.mark();
-        } else writeIo(off, size, mb.read(false, p, size));
-      } else if (route === ROUTE_REMOTE_QUIET) {
-        if (out) mb.write(false, p, size, readIo(off, size), 0);
+      if (route === ROUTE_REMOTE || route === ROUTE_REMOTE_QUIET) {
+        if (out) postPio(p, size, off, route === ROUTE_REMOTE_QUIET);
         else writeIo(off, size, mb.read(false, p, size));
       } else if (route === ROUTE_MIRROR) {
         const v = out || size !== 1 ? -1 : mirrored(p);
         if (v >= 0) writeIo(off, 1, v);
-        else if (out) {
-          mb.write(false, p, size, readIo(off, size), 0);
-          barrier = mb.mark();
-        } else writeIo(off, size, mb.read(false, p, size));
+        else if (out) postPio(p, size, off, false);
+        else writeIo(off, size, mb.read(false, p, size));
       } else if (route === ROUTE_LOCAL) {
         const view = count === 1 ? ioView(off, size) : run.subarray(off, off + size);
         if (out) localBus.write(p, view);
