@@ -51,8 +51,8 @@ export function createMailbox(): SharedArrayBuffer {
  * particular order. On a PC an OUT completes before the next instruction, so a write that
  * one vCPU makes after taking a lock from another must land after the other's writes. With
  * the counter a vCPU waits, before it posts anything, until no other vCPU's write is still
- * on its way: whatever the guest ordered stays in order. A vCPU also answers a mirrored read
- * itself only while the counter is zero.
+ * on its way: whatever the guest ordered stays in order. A vCPU answers a mirrored read
+ * itself only under the same condition (see vcpu-thread.ts).
  */
 export function createWriteCounter(): SharedArrayBuffer {
   return new SharedArrayBuffer(4);
@@ -94,13 +94,10 @@ export class MailboxProducer {
   /** Waits until every write that another vCPU posted has been applied. While this vCPU
    * runs it has no read outstanding, so its own unapplied writes are tail - head. */
   private settleOthers(f: Int32Array): void {
-    const h = this.h;
     for (;;) {
       const total = Atomics.load(f, 0);
-      // The device thread lowers the counter after it moves the head: for a moment our own
-      // applied write still counts, and we wait a little longer, never too little.
-      if (total <= ((this.tail - Atomics.load(h, MB_HEAD)) | 0)) return; // othersSettled()
-      if (Atomics.load(h, MB_STOP) !== 0) return;
+      if (this.othersSettled()) return;
+      if (Atomics.load(this.h, MB_STOP) !== 0) return;
       Atomics.wait(f, 0, total, 5);
     }
   }
@@ -147,7 +144,9 @@ export class MailboxProducer {
     return this.inFlight ? Atomics.load(this.inFlight, 0) === 0 : this.idle();
   }
 
-  /** True when every write other vCPUs posted has been applied (always, without a counter). */
+  /** True when every write other vCPUs posted has been applied (always, without a counter).
+   * The device thread lowers the counter after it moves the head: for a moment an applied
+   * write of ours still counts, and this says false a little longer, never too little. */
   othersSettled(): boolean {
     return !this.inFlight || Atomics.load(this.inFlight, 0) <= ((this.tail - Atomics.load(this.h, MB_HEAD)) | 0);
   }
